@@ -1,0 +1,139 @@
+"""The ``berth`` command."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import socket
+import sys
+from collections.abc import Sequence
+
+from app.config import Settings
+from app.logs import configure as configure_logging
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        pass
+    try:
+        infos = socket.getaddrinfo(host, None)
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    if args.uds is None and not _is_loopback(args.host) and settings.token is None:
+        print(
+            f"berth: refusing to listen on {args.host} without an API token; "
+            "set BERTH_API_TOKEN or BERTH_API_TOKEN_FILE, or bind to 127.0.0.1",
+            file=sys.stderr,
+        )
+        return 2
+
+    import uvicorn
+
+    from app.main import create_app
+    from app.store.migrate import upgrade
+
+    configure_logging(settings.log_level, settings.log_format)
+    upgrade(settings.resolved_database_url)
+    uvicorn.run(
+        create_app(settings),
+        host=args.host,
+        port=args.port,
+        uds=args.uds,
+        log_config=None,
+        access_log=True,
+        timeout_graceful_shutdown=10,
+    )
+    return 0
+
+
+def _db(args: argparse.Namespace, settings: Settings) -> int:
+    from app.store import migrate
+
+    configure_logging(settings.log_level, settings.log_format)
+    url = settings.resolved_database_url
+    if args.action == "upgrade":
+        migrate.upgrade(url, args.revision or "head")
+    elif args.action == "downgrade":
+        migrate.downgrade(url, args.revision or "base")
+    else:
+        migrate.check(url)
+    return 0
+
+
+def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
+    from app.main import build_context
+    from app.service.reconcile import reconcile
+    from app.store.migrate import upgrade
+
+    configure_logging(settings.log_level, settings.log_format)
+    upgrade(settings.resolved_database_url)
+    ctx = build_context(settings)
+    try:
+        report = reconcile(ctx, remove_orphans=args.remove_orphans)
+    finally:
+        ctx.engine.close()
+        ctx.db.dispose()
+    print(json.dumps(report.model_dump(), indent=2))
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="berth",
+        description="A per-host container agent with a REST API. "
+        "Settings come from BERTH_* environment variables.",
+    )
+    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve",
+        help="apply pending migrations, then serve the API",
+        description="Apply pending database migrations, then serve the API.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind")
+    serve.add_argument("--port", type=int, default=8000, help="port to bind")
+    serve.add_argument("--uds", default=None, help="serve on this Unix socket")
+    serve.set_defaults(run=_serve)
+
+    db = commands.add_parser(
+        "db",
+        help="manage the database schema (upgrade, downgrade, check)",
+        description="Manage berth's database schema with its migrations.",
+    )
+    db.add_argument("action", choices=["upgrade", "downgrade", "check"])
+    db.add_argument("revision", nargs="?", default=None)
+    db.set_defaults(run=_db)
+
+    rec = commands.add_parser(
+        "reconcile",
+        help="bring the database in line with the engine and report",
+        description="Run recovery once: adopt, refresh, mark removed, and "
+        "report orphans as JSON.",
+    )
+    rec.add_argument(
+        "--remove-orphans",
+        action="store_true",
+        help="also remove labelled containers that berth has no row for",
+    )
+    rec.set_defaults(run=_reconcile)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    settings = Settings()
+    code: int = args.run(args, settings)
+    return code
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,92 @@
+"""Settings, read from the environment with the ``BERTH_`` prefix."""
+
+from __future__ import annotations
+
+import os
+import socket
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_STATE_DIR = Path("/var/lib/berth")
+LOCAL_DOCKER_SOCKET = "unix:///var/run/docker.sock"
+
+
+def _default_state_dir() -> Path:
+    # root gets the system place; anyone else a per-user one, so that a
+    # developer can run berth without sudo.
+    if os.geteuid() == 0:
+        return DEFAULT_STATE_DIR
+    return Path.home() / ".local" / "state" / "berth"
+
+
+def _default_docker_host() -> str:
+    return os.environ.get("DOCKER_HOST") or LOCAL_DOCKER_SOCKET
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; each field is ``BERTH_<NAME>``."""
+
+    model_config = SettingsConfigDict(env_prefix="BERTH_", extra="ignore")
+
+    state_dir: Path = Field(default_factory=_default_state_dir)
+    database_url: str | None = None
+    docker_host: str = Field(default_factory=_default_docker_host)
+    docker_timeout: float = Field(default=30.0, gt=0)
+    docker_pool_size: int = Field(default=10, ge=1, le=256)
+    host_id: str = Field(default_factory=socket.gethostname)
+    cluster: str = "default"
+    name_prefix: str = "ecs"
+    label_prefix: str = "com.amazonaws.ecs."
+
+    api_token: SecretStr | None = None
+    api_token_file: Path | None = None
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+
+    allow_privileged: bool = False
+    allow_host_network: bool = False
+    allow_host_pid: bool = False
+    allow_cap_add: bool = False
+    allowed_host_paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
+
+    image_pull_timeout: float = Field(default=300.0, gt=0)
+    registry_username: str | None = None
+    registry_password: SecretStr | None = None
+
+    reconcile_on_start: bool = True
+    events: bool = True
+    log_format: str = "auto"
+    log_level: str = "INFO"
+
+    # Test-only crash points: the process exits at once at the named step,
+    # so tests can place a crash exactly where the protocol is weakest.
+    crash_at: str | None = None
+
+    @field_validator("allowed_host_paths", mode="before")
+    @classmethod
+    def _split_paths(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [p for p in value.replace(",", ":").split(":") if p]
+        return value
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.state_dir / 'berth.db'}"
+
+    @cached_property
+    def token(self) -> str | None:
+        """The bearer token, from the setting or the file it names."""
+        if self.api_token is not None:
+            return self.api_token.get_secret_value() or None
+        if self.api_token_file is not None:
+            return self.api_token_file.read_text().strip() or None
+        return None
+
+
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,374 @@
+"""The docker-py adapter: the only module that talks to the engine.
+
+Everything berth asks of Docker goes through :class:`Engine`, a narrow
+interface listing only the calls we use, so that tests can fake *our*
+interface instead of docker-py. docker-py and ``requests`` exceptions are
+translated here, at the edge, into the named errors of ``app.errors``.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
+
+import docker
+import docker.errors
+import requests.exceptions
+from docker.constants import MINIMUM_DOCKER_API_VERSION
+from docker.utils import parse_repository_tag
+
+from app.errors import (
+    BerthError,
+    CannotCreateContainerError,
+    CannotInspectContainerError,
+    CannotRemoveContainerError,
+    CannotStartContainerError,
+    CannotStopContainerError,
+    DockerTimeoutError,
+    EngineError,
+    EngineUnavailableError,
+    ImageNotFoundError,
+)
+
+T = TypeVar("T")
+
+# The API version used before the engine has told us its own: docker-py's
+# floor, which every engine berth supports still serves.
+BOOTSTRAP_API_VERSION = MINIMUM_DOCKER_API_VERSION
+
+# Readiness must answer fast even when the engine hangs; a probe that
+# waits longer than this counts the engine as down.
+PING_TIMEOUT_S = 2.0
+
+# Extra seconds granted to ``stop`` beyond the container's own grace
+# period: the engine answers only after the container has exited.
+STOP_SLACK_S = 15.0
+
+
+class NameInUseError(BerthError):
+    """Docker refused a create because the name is taken."""
+
+    status = 409
+    title = "The Docker name is already in use"
+
+
+@dataclass(frozen=True)
+class EngineVersion:
+    version: str
+    api_version: str
+    min_api_version: str
+    os: str = ""
+    arch: str = ""
+
+
+def api_tuple(version: str) -> tuple[int, int]:
+    major, _, minor = version.partition(".")
+    return int(major), int(minor or 0)
+
+
+class Engine(Protocol):
+    """What berth needs from a Docker engine, and nothing more."""
+
+    def version(self) -> EngineVersion: ...
+
+    def ping(self) -> None: ...
+
+    def create(
+        self, name: str, body: Mapping[str, Any], api_version: str | None = None
+    ) -> str: ...
+
+    def inspect(self, ref: str) -> dict[str, Any] | None: ...
+
+    def start(self, ref: str) -> None: ...
+
+    def stop(self, ref: str, timeout: int) -> None: ...
+
+    def remove(self, ref: str) -> bool: ...
+
+    def list_labelled(self, label: str) -> list[dict[str, Any]]: ...
+
+    def events(self, filters: Mapping[str, Any]) -> EventStream: ...
+
+    def image_present(self, image: str) -> bool: ...
+
+    def pull(
+        self, image: str, auth: Mapping[str, str] | None, timeout: float
+    ) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class EventStream:
+    """An open event subscription that another thread may close."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        try:
+            for event in self._stream:
+                if isinstance(event, dict):
+                    yield event
+        except (requests.exceptions.RequestException, OSError) as exc:
+            raise EngineUnavailableError("the event stream was cut") from exc
+        except AttributeError:
+            # urllib3 drops the socket under a read in progress when another
+            # thread closes the stream; that is how a stop looks.
+            return
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+def _is_name_conflict(exc: docker.errors.APIError) -> bool:
+    if exc.status_code == 409:
+        return True
+    text = str(exc.explanation or exc).lower()
+    return exc.status_code in (400, 500) and "already in use" in text
+
+
+def _explanation(exc: docker.errors.APIError) -> str:
+    return str(exc.explanation or exc)
+
+
+class DockerEngine:
+    """:class:`Engine` on docker-py's low-level client.
+
+    Clients are pinned to an API version (never ``auto``, which asks the
+    engine at construction and fails while it is down), made on first use,
+    and kept one per version. A semaphore bounds calls in flight by the
+    connection pool, so threads queue here instead of in urllib3.
+    """
+
+    def __init__(self, base_url: str, timeout: float, pool_size: int = 10) -> None:
+        self.base_url = base_url
+        self.timeout = timeout
+        self.pool_size = pool_size
+        self._clients: dict[tuple[str, float | None], docker.APIClient] = {}
+        self._guard = threading.Lock()
+        self._slots = threading.BoundedSemaphore(pool_size)
+        self._version: EngineVersion | None = None
+
+    def _client(
+        self, api_version: str | None = None, timeout: float | None = -1.0
+    ) -> docker.APIClient:
+        version = api_version or self.version().api_version
+        wait = self.timeout if timeout == -1.0 else timeout
+        key = (version, wait)
+        with self._guard:
+            client = self._clients.get(key)
+            if client is None:
+                client = docker.APIClient(
+                    base_url=self.base_url,
+                    version=version,
+                    timeout=wait,
+                    max_pool_size=self.pool_size,
+                )
+                self._clients[key] = client
+            return client
+
+    @contextmanager
+    def _bounded(self) -> Iterator[None]:
+        # Waiting for a free connection counts against the same timeout as
+        # the call itself: a hung engine must not pile up waiters forever.
+        if not self._slots.acquire(timeout=self.timeout):
+            raise DockerTimeoutError(
+                f"no connection to the engine came free within {self.timeout:g} s"
+            )
+        try:
+            yield
+        finally:
+            self._slots.release()
+
+    def _call(
+        self,
+        func: Callable[[], T],
+        failure: type[BerthError] = EngineError,
+    ) -> T:
+        """Run one Docker call, translating what can go wrong."""
+        try:
+            with self._bounded():
+                return func()
+        except requests.exceptions.Timeout as exc:
+            raise DockerTimeoutError(
+                f"the engine did not answer within {self.timeout:g} s"
+            ) from exc
+        except requests.exceptions.ConnectionError as exc:
+            raise EngineUnavailableError(
+                f"cannot reach the engine at {self.base_url}"
+            ) from exc
+        except docker.errors.APIError as exc:
+            raise failure(_explanation(exc)) from exc
+        except docker.errors.DockerException as exc:
+            raise EngineError(str(exc)) from exc
+
+    def version(self) -> EngineVersion:
+        if self._version is not None:
+            return self._version
+
+        client = self._client(BOOTSTRAP_API_VERSION)
+        info = self._call(client.version)
+        self._version = EngineVersion(
+            version=str(info.get("Version", "")),
+            api_version=str(info.get("ApiVersion", BOOTSTRAP_API_VERSION)),
+            min_api_version=str(info.get("MinAPIVersion", BOOTSTRAP_API_VERSION)),
+            os=str(info.get("Os", "")),
+            arch=str(info.get("Arch", "")),
+        )
+        return self._version
+
+    def ping(self) -> None:
+        client = self._client(BOOTSTRAP_API_VERSION, PING_TIMEOUT_S)
+        try:
+            client.ping()
+        except requests.exceptions.Timeout as exc:
+            raise DockerTimeoutError("the engine did not answer a ping") from exc
+        except (
+            requests.exceptions.ConnectionError,
+            docker.errors.DockerException,
+        ) as exc:
+            raise EngineUnavailableError(
+                f"cannot reach the engine at {self.base_url}"
+            ) from exc
+
+    def create(
+        self, name: str, body: Mapping[str, Any], api_version: str | None = None
+    ) -> str:
+        client = self._client(api_version)
+
+        def call() -> str:
+            try:
+                # The raw Engine API body: berth builds it itself so that a
+                # caller's docker_config can use the API's own field names.
+                answer = client.create_container_from_config(dict(body), name)
+            except docker.errors.ImageNotFound as exc:
+                raise ImageNotFoundError(_explanation(exc)) from exc
+            except docker.errors.APIError as exc:
+                if _is_name_conflict(exc):
+                    raise NameInUseError(_explanation(exc)) from exc
+                if exc.status_code == 404 and "image" in _explanation(exc).lower():
+                    raise ImageNotFoundError(_explanation(exc)) from exc
+                status = 422 if exc.is_client_error() else 502
+                raise CannotCreateContainerError(
+                    _explanation(exc), status=status
+                ) from exc
+            return str(answer["Id"])
+
+        return self._call(call, CannotCreateContainerError)
+
+    def inspect(self, ref: str) -> dict[str, Any] | None:
+        """The inspect document, or None when the engine has no such container."""
+        _require_ref(ref)
+        client = self._client()
+
+        def call() -> dict[str, Any] | None:
+            try:
+                return dict(client.inspect_container(ref))
+            except docker.errors.NotFound:
+                return None
+
+        return self._call(call, CannotInspectContainerError)
+
+    def start(self, ref: str) -> None:
+        _require_ref(ref)
+        client = self._client()
+        self._call(lambda: client.start(ref), CannotStartContainerError)
+
+    def stop(self, ref: str, timeout: int) -> None:
+        _require_ref(ref)
+        client = self._client(timeout=self.timeout + timeout + STOP_SLACK_S)
+        self._call(lambda: client.stop(ref, timeout=timeout), CannotStopContainerError)
+
+    def remove(self, ref: str) -> bool:
+        """Remove by force; False when there was nothing to remove."""
+        _require_ref(ref)
+        client = self._client()
+
+        def call() -> bool:
+            try:
+                client.remove_container(ref, force=True, v=False)
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError as exc:
+                # A removal already under way is as good as done.
+                if exc.status_code == 409 and "in progress" in _explanation(exc):
+                    return True
+                raise
+            return True
+
+        return self._call(call, CannotRemoveContainerError)
+
+    def list_labelled(self, label: str) -> list[dict[str, Any]]:
+        """Every container, running or not, that carries ``label``."""
+        client = self._client()
+        return self._call(
+            lambda: list(client.containers(all=True, filters={"label": label}))
+        )
+
+    def events(self, filters: Mapping[str, Any]) -> EventStream:
+        """Subscribe to the engine's events; connected when this returns.
+
+        The stream simply ends when the engine goes away: no exception.
+        """
+        client = self._client(timeout=None)
+        stream = self._call(lambda: client.events(decode=True, filters=dict(filters)))
+        return EventStream(stream)
+
+    def image_present(self, image: str) -> bool:
+        client = self._client()
+
+        def call() -> bool:
+            try:
+                client.inspect_image(image)
+            except docker.errors.ImageNotFound:
+                return False
+            except docker.errors.NotFound:
+                return False
+            return True
+
+        return self._call(call)
+
+    def pull(self, image: str, auth: Mapping[str, str] | None, timeout: float) -> None:
+        """Pull ``image``; the engine's stream reports failures in-band."""
+        client = self._client(timeout=timeout)
+        repository, tag = parse_repository_tag(image)
+
+        def call() -> None:
+            stream = client.pull(
+                repository,
+                tag=tag or "latest",
+                stream=True,
+                decode=True,
+                auth_config=dict(auth) if auth else None,
+            )
+            for message in stream:
+                if isinstance(message, dict) and message.get("error"):
+                    raise ImageNotFoundError(
+                        f"pull of {image} failed: {message['error']}"
+                    )
+
+        try:
+            self._call(call, ImageNotFoundError)
+        except DockerTimeoutError as exc:
+            raise DockerTimeoutError(
+                f"pull of {image} took longer than {timeout:g} s"
+            ) from exc
+
+    def close(self) -> None:
+        with self._guard:
+            clients = list(self._clients.values())
+            self._clients.clear()
+        for client in clients:
+            client.close()
+
+
+def _require_ref(ref: str) -> None:
+    # An empty reference would address the collection, not a container:
+    # DELETE /containers/ with no name is never what berth means.
+    if not ref or not ref.strip():
+        raise ValueError("a Docker call needs a container ID or name")

@@ -1,0 +1,91 @@
+"""The application factory and its lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import anyio.to_thread
+import structlog
+from fastapi import Depends, FastAPI
+
+from app.api import problems
+from app.api.deps import require_token
+from app.api.middleware import BodyLimit, RequestContext
+from app.api.routes import system, tasks
+from app.config import Settings
+from app.engine.client import DockerEngine
+from app.errors import BerthError
+from app.service.context import Context
+from app.service.events import EventWatcher
+from app.service.reconcile import reconcile
+from app.store.db import Database
+
+log = structlog.get_logger(__name__)
+
+# Worker threads for the plain ``def`` routes. Docker calls are bounded
+# separately, by the engine client's pool; the rest of the threads keep
+# database-only reads moving while Docker calls wait on a slow engine.
+WORKER_THREADS = 100
+
+
+def build_context(settings: Settings) -> Context:
+    return Context(
+        settings=settings,
+        db=Database(settings.resolved_database_url),
+        engine=DockerEngine(
+            settings.docker_host, settings.docker_timeout, settings.docker_pool_size
+        ),
+    )
+
+
+def _startup_reconcile(ctx: Context) -> None:
+    try:
+        reconcile(ctx)
+    except BerthError as exc:
+        log.warning("reconcile.failed", error_name=exc.error_name, error=exc.detail)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        anyio.to_thread.current_default_thread_limiter().total_tokens = WORKER_THREADS
+        ctx = build_context(settings)
+        app.state.context = ctx
+
+        watcher = None
+        if settings.events:
+            # The watcher reconciles as soon as it has subscribed.
+            watcher = EventWatcher(
+                ctx, reconcile_on_connect=settings.reconcile_on_start
+            )
+            watcher.start()
+        elif settings.reconcile_on_start:
+            await anyio.to_thread.run_sync(_startup_reconcile, ctx)
+        app.state.watcher = watcher
+        log.info("berth.started", host_id=settings.host_id)
+
+        yield
+
+        if watcher is not None:
+            watcher.stop()
+        ctx.engine.close()
+        ctx.db.dispose()
+        log.info("berth.stopped")
+
+    app = FastAPI(
+        title="berth",
+        summary="A per-host container agent with a REST API",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    guarded = [Depends(require_token)]
+    app.include_router(tasks.router, dependencies=guarded)
+    app.include_router(system.router, dependencies=guarded)
+    app.include_router(system.probes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(RequestContext)
+    return app

@@ -1,0 +1,174 @@
+"""Live state from the engine's event stream.
+
+A background thread keeps rows current between reconciles: start, die
+(with its exit code), oom, health and destroy. The stream *ends* without an
+error when the engine restarts, and the engine keeps only a short backlog,
+so an ended stream is treated as lost: reconnect with backoff, then
+reconcile to catch whatever happened while nobody listened.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import structlog
+
+from app.engine.client import EventStream
+from app.engine.metadata import ContainerMetadata
+from app.errors import BerthError
+from app.service.context import Context
+from app.service.labels import TASK_ARN
+from app.service.observe import record_gone, record_inspect
+from app.service.reconcile import reconcile
+from app.service.views import State, load_metadata
+from app.store import repo
+from app.store.models import ContainerRow, utcnow
+
+log = structlog.get_logger(__name__)
+
+# Backoff between reconnects: quick at first, since an engine restart
+# takes seconds, then no more often than every ten seconds.
+FIRST_BACKOFF_S = 0.25
+MAX_BACKOFF_S = 10.0
+
+_REFRESHING = {"start", "die", "oom", "stop", "kill", "pause", "unpause", "restart"}
+
+
+def _exit_code(event: dict[str, Any]) -> int | None:
+    attributes = (event.get("Actor") or {}).get("Attributes") or {}
+    try:
+        return int(attributes["exitCode"])
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _from_event_only(row: ContainerRow, action: str, event: dict[str, Any]) -> None:
+    """What an event says by itself, for when the engine cannot be asked."""
+    meta = load_metadata(row.meta) or ContainerMetadata()
+    if action == "die":
+        meta.running = False
+        meta.exit_code = _exit_code(event)
+        row.status = State.STOPPED
+    elif action == "start":
+        meta.running = True
+        meta.exit_code = None
+        row.status = State.RUNNING
+    elif action == "oom":
+        meta.oom_killed = True
+    elif action.startswith("health_status:"):
+        meta.health = action.split(":", 1)[1].strip()
+    row.meta = meta.model_dump(mode="json")
+    row.updated_at = utcnow()
+
+
+class EventWatcher:
+    """The consumer thread; ``start`` once, ``stop`` at shutdown."""
+
+    def __init__(self, ctx: Context, reconcile_on_connect: bool = True) -> None:
+        self.ctx = ctx
+        self.reconcile_on_connect = reconcile_on_connect
+        self.reconnects = 0
+        self.connected = threading.Event()
+        self._stopping = threading.Event()
+        self._stream: EventStream | None = None
+        self._thread = threading.Thread(
+            target=self._run, name="berth-events", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, wait: float = 2.0) -> None:
+        self._stopping.set()
+        stream = self._stream
+        if stream is not None:
+            stream.close()
+        self._thread.join(wait)
+
+    def _run(self) -> None:
+        backoff = FIRST_BACKOFF_S
+        first = True
+        while not self._stopping.is_set():
+            try:
+                self._listen(first)
+                backoff = FIRST_BACKOFF_S
+            except BerthError as exc:
+                log.warning("events.unavailable", error_name=exc.error_name)
+            except Exception:
+                log.exception("events.failed")
+            self.connected.clear()
+            if self._stopping.wait(backoff):
+                return
+            backoff = min(backoff * 2, MAX_BACKOFF_S)
+            first = False
+            self.reconnects += 1
+
+    def _listen(self, first: bool) -> None:
+        label = self.ctx.settings.label_prefix + TASK_ARN
+        self._stream = self.ctx.engine.events({"type": ["container"], "label": [label]})
+        self.connected.set()
+        log.info("events.connected", reconnect=not first)
+
+        # Subscribed first, reconciled second: nothing can fall between.
+        if self.reconcile_on_connect:
+            try:
+                reconcile(self.ctx)
+            except BerthError as exc:
+                log.warning("reconcile.failed", error_name=exc.error_name)
+
+        for event in self._stream:
+            if self._stopping.is_set():
+                return
+            self.handle(event)
+        log.warning("events.lost")
+
+    def handle(self, event: dict[str, Any]) -> None:
+        """Apply one engine event to the row of the container it concerns."""
+        if event.get("Type") != "container":
+            return
+        action = str(event.get("Action") or "")
+        docker_id = str((event.get("Actor") or {}).get("ID") or "")
+        if not docker_id:
+            return
+        if action == "destroy":
+            self._apply(docker_id, action, event, inspect=False)
+        elif action in _REFRESHING or action.startswith("health_status"):
+            self._apply(docker_id, action, event, inspect=True)
+
+    def _apply(
+        self, docker_id: str, action: str, event: dict[str, Any], inspect: bool
+    ) -> None:
+        ctx = self.ctx
+        with ctx.db.transaction() as session:
+            row = repo.find_container_by_docker_id(session, docker_id)
+            if row is None or row.host_id != ctx.settings.host_id:
+                return
+
+        doc = None
+        failed = False
+        if inspect:
+            try:
+                doc = ctx.engine.inspect(docker_id)
+            except BerthError:
+                failed = True
+
+        with ctx.db.transaction() as session:
+            row = repo.find_container_by_docker_id(session, docker_id)
+            if row is None:
+                return
+            if doc is not None:
+                record_inspect(row, doc)
+            elif not inspect or not failed:
+                record_gone(row)
+            else:
+                _from_event_only(row, action, event)
+            log.info(
+                "container.event",
+                action=action,
+                task_arn=row.task.arn,
+                container=row.name,
+                docker_name=row.docker_name,
+                docker_id=docker_id,
+                status=row.status,
+            )

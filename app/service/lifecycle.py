@@ -1,0 +1,163 @@
+"""Start, stop, refresh and remove containers; delete whole tasks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import structlog
+
+from app.errors import BerthError, ContainerStateError
+from app.service.context import Context
+from app.service.create import create_container
+from app.service.observe import record_gone, record_inspect
+from app.service.spec import TaskSpec, dependency_order
+from app.service.tasks import load_container, load_task
+from app.service.views import ContainerView, State, container_view
+from app.store import repo
+
+log = structlog.get_logger(__name__)
+
+
+def _docker_ref(ctx: Context, task_id: str, name: str) -> tuple[str, str | None]:
+    with ctx.db.transaction() as session:
+        task, row = load_container(ctx, session, task_id, name)
+        return task.arn, row.docker_id
+
+
+def refresh(ctx: Context, task_id: str, name: str) -> ContainerView:
+    """Inspect the container and store what the engine says.
+
+    An inspect that fails leaves the row as it was: unknown is not stopped.
+    """
+    _, docker_id = _docker_ref(ctx, task_id, name)
+    doc = ctx.engine.inspect(docker_id) if docker_id else None
+
+    with ctx.db.transaction() as session:
+        task, row = load_container(ctx, session, task_id, name)
+        if doc is not None:
+            record_inspect(row, doc)
+        elif docker_id and row.docker_id == docker_id:
+            record_gone(row)
+        return container_view(row, task.arn)
+
+
+def _act(
+    ctx: Context,
+    task_id: str,
+    name: str,
+    action: Callable[[str], None],
+    event: str,
+) -> ContainerView:
+    arn, docker_id = _docker_ref(ctx, task_id, name)
+    if not docker_id:
+        raise ContainerStateError(f"container {name!r} has no Docker container")
+
+    started = time.monotonic()
+    try:
+        action(docker_id)
+    except BerthError as exc:
+        log.warning(
+            f"{event}_failed",
+            task_arn=arn,
+            container=name,
+            docker_id=docker_id,
+            error_name=exc.error_name,
+            error=exc.detail,
+        )
+        refresh_quietly(ctx, task_id, name)
+        raise
+
+    view = refresh(ctx, task_id, name)
+    log.info(
+        event,
+        task_arn=arn,
+        container=name,
+        docker_name=view.docker_name,
+        docker_id=docker_id,
+        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
+    )
+    return view
+
+
+def refresh_quietly(ctx: Context, task_id: str, name: str) -> None:
+    try:
+        refresh(ctx, task_id, name)
+    except BerthError:
+        return
+
+
+def start_container(ctx: Context, task_id: str, name: str) -> ContainerView:
+    """Start the container, creating it first if it has not been."""
+    _, docker_id = _docker_ref(ctx, task_id, name)
+    view = None
+    if not docker_id:
+        view, _ = create_container(ctx, task_id, name)
+    if view is not None and view.status == State.REMOVED:
+        view, _ = create_container(ctx, task_id, name)
+    return _act(ctx, task_id, name, ctx.engine.start, "container.started")
+
+
+def stop_container(
+    ctx: Context, task_id: str, name: str, timeout: int
+) -> ContainerView:
+    return _act(
+        ctx,
+        task_id,
+        name,
+        lambda ref: ctx.engine.stop(ref, timeout),
+        "container.stopped",
+    )
+
+
+def remove_container(ctx: Context, task_id: str, name: str) -> ContainerView:
+    """Remove the Docker container, by ID or, when none was stored, by name."""
+    with ctx.db.transaction() as session:
+        task, row = load_container(ctx, session, task_id, name)
+        ref = row.docker_id or row.docker_name
+        arn = task.arn
+
+    if ref:
+        ctx.engine.remove(ref)
+
+    with ctx.db.transaction() as session:
+        task, row = load_container(ctx, session, task_id, name)
+        if ref:
+            record_gone(row)
+        view = container_view(row, task.arn)
+    log.info(
+        "container.removed",
+        task_arn=arn,
+        container=name,
+        docker_name=view.docker_name,
+        docker_id=view.docker_id,
+    )
+    return view
+
+
+def delete_task(ctx: Context, task_id: str, timeout: int) -> None:
+    """Stop and remove every container of the task, then forget the task."""
+    with ctx.db.transaction() as session:
+        task = load_task(ctx, session, task_id)
+        spec = TaskSpec.model_validate(task.spec)
+        arn = task.arn
+        running = {c.name for c in task.containers if c.status == State.RUNNING}
+
+    # Dependents first: they hold links into their dependencies.
+    for name in reversed(dependency_order(spec)):
+        if name in running and timeout > 0:
+            _stop_quietly(ctx, task_id, name, timeout)
+        remove_container(ctx, task_id, name)
+
+    with ctx.db.transaction() as session:
+        repo.delete_task(session, task_id)
+    log.info("task.deleted", task_arn=arn, task_id=task_id)
+
+
+def _stop_quietly(ctx: Context, task_id: str, name: str, timeout: int) -> None:
+    # A stop that fails is no reason to keep the container: removal with
+    # force follows either way.
+    try:
+        stop_container(ctx, task_id, name, timeout)
+    except (BerthError, ContainerStateError):
+        return

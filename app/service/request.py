@@ -1,0 +1,161 @@
+"""The Engine API create request, built from the specs.
+
+A pure function of the task, the container and the siblings' Docker names:
+the same inputs always give the same body, which is what makes a retried
+create safe to compare and to test without an engine.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from app.service.labels import with_ownership
+from app.service.naming import clean
+from app.service.spec import ContainerSpec, TaskSpec, TaskVolume
+
+MIB = 1024 * 1024
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` over ``base``: objects merge key by key, anything else
+    (lists and null included) replaces; as decoding JSON into a filled Go
+    struct does in the ECS agent."""
+    merged = dict(base)
+    for key, value in override.items():
+        current = merged.get(key)
+        if isinstance(current, Mapping) and isinstance(value, Mapping):
+            merged[key] = deep_merge(current, value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def task_volume_source(task_id: str, volume: TaskVolume) -> str:
+    """A host path, or the Docker volume that holds this task volume."""
+    if volume.host_path:
+        return volume.host_path
+    return f"berth-{task_id}-{clean(volume.name) or 'volume'}"
+
+
+def _config(container: ContainerSpec) -> dict[str, Any]:
+    config: dict[str, Any] = {"Image": container.image}
+    if container.command is not None:
+        config["Cmd"] = list(container.command)
+    if container.entrypoint is not None:
+        config["Entrypoint"] = list(container.entrypoint)
+    if container.environment:
+        config["Env"] = [f"{k}={v}" for k, v in container.environment.items()]
+    if container.working_dir:
+        config["WorkingDir"] = container.working_dir
+    if container.user:
+        config["User"] = container.user
+    if container.hostname:
+        config["Hostname"] = container.hostname
+    if container.port_mappings:
+        config["ExposedPorts"] = {
+            f"{p.container_port}/{p.protocol}": {} for p in container.port_mappings
+        }
+    if container.docker_labels:
+        config["Labels"] = dict(container.docker_labels)
+    return config
+
+
+def _port_bindings(container: ContainerSpec) -> dict[str, list[dict[str, str]]]:
+    bindings: dict[str, list[dict[str, str]]] = {}
+    for port in container.port_mappings:
+        key = f"{port.container_port}/{port.protocol}"
+        host_port = str(port.host_port) if port.host_port else ""
+        bindings.setdefault(key, []).append(
+            {"HostIp": port.host_ip, "HostPort": host_port}
+        )
+    return bindings
+
+
+def _binds(task: TaskSpec, task_id: str, container: ContainerSpec) -> list[str]:
+    volumes = {v.name: v for v in task.volumes}
+    binds = []
+    for mount in container.mount_points:
+        source = task_volume_source(task_id, volumes[mount.source_volume])
+        mode = "ro" if mount.read_only else "rw"
+        binds.append(f"{source}:{mount.container_path}:{mode}")
+    return binds
+
+
+def _host_config(
+    task: TaskSpec,
+    task_id: str,
+    container: ContainerSpec,
+    siblings: Mapping[str, str],
+) -> dict[str, Any]:
+    host: dict[str, Any] = {"NetworkMode": task.network_mode}
+    if container.memory_mib is not None:
+        host["Memory"] = container.memory_mib * MIB
+    if container.memory_reservation_mib is not None:
+        host["MemoryReservation"] = container.memory_reservation_mib * MIB
+    if container.cpu_shares is not None:
+        host["CpuShares"] = container.cpu_shares
+    if container.port_mappings:
+        host["PortBindings"] = _port_bindings(container)
+    if container.links:
+        host["Links"] = [_link(link, siblings) for link in container.links]
+    if container.volumes_from:
+        host["VolumesFrom"] = [
+            f"{siblings[v.source_container]}:{'ro' if v.read_only else 'rw'}"
+            for v in container.volumes_from
+        ]
+    binds = _binds(task, task_id, container)
+    if binds:
+        host["Binds"] = binds
+    if container.privileged:
+        host["Privileged"] = True
+    if container.readonly_root_filesystem:
+        host["ReadonlyRootfs"] = True
+    if container.ulimits:
+        host["Ulimits"] = [
+            {"Name": u.name, "Soft": u.soft_limit, "Hard": u.hard_limit}
+            for u in container.ulimits
+        ]
+    if container.log_configuration is not None:
+        host["LogConfig"] = {
+            "Type": container.log_configuration.log_driver,
+            "Config": dict(container.log_configuration.options),
+        }
+    return host
+
+
+def _link(link: str, siblings: Mapping[str, str]) -> str:
+    target, _, alias = link.partition(":")
+    return f"{siblings[target]}:{alias or target}"
+
+
+def build_create_body(
+    task: TaskSpec,
+    task_id: str,
+    container: ContainerSpec,
+    siblings: Mapping[str, str],
+    ownership: Mapping[str, str],
+) -> dict[str, Any]:
+    """The ``POST /containers/create`` body for ``container``.
+
+    ``siblings`` maps each container this one links to or takes volumes
+    from to its Docker name. ``docker_config`` is merged over what the
+    typed fields built, and the ownership labels are set last of all.
+    """
+    body = _config(container)
+    body["HostConfig"] = _host_config(task, task_id, container, siblings)
+
+    raw = container.docker_config
+    if raw is not None and raw.config:
+        body = deep_merge(body, raw.config)
+    if raw is not None and raw.host_config:
+        host = body.get("HostConfig")
+        body["HostConfig"] = deep_merge(
+            host if isinstance(host, Mapping) else {}, raw.host_config
+        )
+
+    labels = body.get("Labels")
+    body["Labels"] = with_ownership(
+        labels if isinstance(labels, Mapping) else None, ownership
+    )
+    return body

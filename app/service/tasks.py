@@ -1,0 +1,167 @@
+"""Registering, reading and listing tasks."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+
+import structlog
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from app.errors import ContainerNotFoundError, TaskConflictError, TaskNotFoundError
+from app.service.context import Context
+from app.service.spec import TaskSpec
+from app.service.views import (
+    ContainerView,
+    OwnerView,
+    State,
+    TaskPage,
+    TaskView,
+    container_view,
+    task_view,
+)
+from app.store import repo
+from app.store.models import ContainerRow, TaskRow, utcnow
+
+log = structlog.get_logger(__name__)
+
+
+def spec_hash(spec: TaskSpec) -> str:
+    canonical = json.dumps(
+        spec.model_dump(mode="json"), sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _new_task(ctx: Context, spec: TaskSpec, digest: str) -> TaskRow:
+    now = utcnow()
+    host_id = ctx.settings.host_id
+    task = TaskRow(
+        id=uuid.uuid4().hex,
+        arn=spec.arn,
+        family=spec.family,
+        version=str(spec.version),
+        cluster=spec.cluster or ctx.settings.cluster,
+        network_mode=spec.network_mode,
+        host_id=host_id,
+        spec=spec.model_dump(mode="json"),
+        spec_hash=digest,
+        created_at=now,
+    )
+    task.containers = [
+        ContainerRow(
+            name=c.name,
+            position=i,
+            host_id=host_id,
+            status=State.NONE,
+            created_at=now,
+            updated_at=now,
+        )
+        for i, c in enumerate(spec.containers)
+    ]
+    return task
+
+
+def _existing(task: TaskRow, digest: str) -> TaskView:
+    if task.spec_hash != digest:
+        raise TaskConflictError(
+            f"task {task.arn} is already registered with a different spec"
+        )
+    return task_view(task)
+
+
+def register_task(ctx: Context, spec: TaskSpec) -> tuple[TaskView, bool]:
+    """Store a task; the same spec again is a no-op, another is a conflict.
+
+    Returns the task and whether it was new.
+    """
+    digest = spec_hash(spec)
+    try:
+        with ctx.db.transaction() as session:
+            existing = repo.get_task_by_arn(session, spec.arn)
+            if existing is not None:
+                return _existing(existing, digest), False
+            task = _new_task(ctx, spec, digest)
+            repo.add_task(session, task)
+            view = task_view(task)
+    except IntegrityError:
+        # Another request registered the same ARN between our read and
+        # our insert; its row decides.
+        with ctx.db.transaction() as session:
+            existing = repo.get_task_by_arn(session, spec.arn)
+            if existing is None:
+                raise
+            return _existing(existing, digest), False
+
+    log.info("task.registered", task_arn=spec.arn, task_id=view.id)
+    return view, True
+
+
+def load_task(ctx: Context, session: Session, task_id: str) -> TaskRow:
+    """The task, if it exists and belongs to this host."""
+    task = repo.get_task(session, task_id)
+    if task is None or task.host_id != ctx.settings.host_id:
+        raise TaskNotFoundError(f"no task {task_id}")
+    return task
+
+
+def load_container(
+    ctx: Context, session: Session, task_id: str, name: str
+) -> tuple[TaskRow, ContainerRow]:
+    task = load_task(ctx, session, task_id)
+    row = next((c for c in task.containers if c.name == name), None)
+    if row is None:
+        raise ContainerNotFoundError(f"task {task_id} has no container {name!r}")
+    return task, row
+
+
+def get_task(ctx: Context, task_id: str) -> TaskView:
+    with ctx.db.transaction() as session:
+        return task_view(load_task(ctx, session, task_id))
+
+
+def get_container(ctx: Context, task_id: str, name: str) -> ContainerView:
+    with ctx.db.transaction() as session:
+        task, row = load_container(ctx, session, task_id, name)
+        return container_view(row, task.arn)
+
+
+def list_tasks(
+    ctx: Context,
+    *,
+    arn: str | None,
+    cluster: str | None,
+    family: str | None,
+    limit: int,
+    offset: int,
+) -> TaskPage:
+    with ctx.db.transaction() as session:
+        rows, total = repo.list_tasks(
+            session,
+            host_id=ctx.settings.host_id,
+            arn=arn,
+            cluster=cluster,
+            family=family,
+            limit=limit,
+            offset=offset,
+        )
+        items = [task_view(t) for t in rows]
+    return TaskPage(items=items, total=total, limit=limit, offset=offset)
+
+
+def find_owner(ctx: Context, ref: str) -> OwnerView:
+    """Which task and container own a Docker container, by ID or name."""
+    with ctx.db.transaction() as session:
+        row = repo.find_container_by_docker_ref(session, ref)
+        if row is None or row.host_id != ctx.settings.host_id:
+            raise ContainerNotFoundError(f"berth owns no Docker container {ref!r}")
+        return OwnerView(
+            task_id=row.task_id,
+            task_arn=row.task.arn,
+            container_name=row.name,
+            docker_id=row.docker_id,
+            docker_name=row.docker_name,
+            status=State(row.status),
+        )

@@ -1,0 +1,141 @@
+"""Database engine, sessions, and the locks that outlive a transaction."""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, func, select, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.orm import Session, sessionmaker
+
+# How long a SQLite writer waits for another before giving up. Writes are
+# short (no Docker call is ever made inside one), so a long wait means
+# something is wrong rather than busy.
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+
+# SQLite lock files are bucketed so their number stays bounded; two keys
+# in one bucket only serialize each other, which is safe.
+LOCK_BUCKETS = 4096
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    # FULL: a commit is on disk when it returns; the create protocol's
+    # name commit relies on that.
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _key_number(key: str) -> int:
+    digest = hashlib.sha256(key.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class Database:
+    """One SQLAlchemy engine and the session factory bound to it."""
+
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.is_sqlite = self.url.get_backend_name() == "sqlite"
+        self.engine = self._make_engine(url)
+        self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._lock_dir = self._sqlite_lock_dir()
+
+    def _make_engine(self, url: str) -> Engine:
+        if not self.is_sqlite:
+            return create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+
+        database = self.url.database
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(
+            url,
+            connect_args={"check_same_thread": False, "timeout": 30},
+            pool_size=10,
+            max_overflow=40,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+
+    def _sqlite_lock_dir(self) -> Path | None:
+        database = self.url.database
+        if not self.is_sqlite or not database or database == ":memory:":
+            return None
+        return Path(database).parent / (Path(database).name + ".locks")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """A session whose work commits when the block ends, or rolls back."""
+        with self.sessions.begin() as session:
+            yield session
+
+    @contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Hold an exclusive lock on ``key`` shared by every process.
+
+        On PostgreSQL this is a session-level advisory lock on a connection
+        of its own, so it outlives any commit made meanwhile. On SQLite it
+        is an flock on a file beside the database.
+        """
+        if self.is_sqlite:
+            with self._file_lock(key):
+                yield
+            return
+
+        number = _key_number(key)
+        with self.engine.connect() as conn:
+            conn.execute(select(func.pg_advisory_lock(number)))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(select(func.pg_advisory_unlock(number)))
+                conn.commit()
+
+    @contextmanager
+    def _file_lock(self, key: str) -> Iterator[None]:
+        if self._lock_dir is None:
+            yield
+            return
+
+        self._lock_dir.mkdir(parents=True, exist_ok=True)
+        bucket = _key_number(key) % LOCK_BUCKETS
+        path = self._lock_dir / f"{bucket:03x}.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def ping(self) -> None:
+        with self.engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+
+    def dispose(self) -> None:
+        self.engine.dispose()
+
+
+class KeyedLocks:
+    """One lock per key inside this process, made on first use."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._locks: dict[str, threading.Lock] = {}
+
+    @contextmanager
+    def hold(self, key: str) -> Iterator[None]:
+        with self._guard:
+            lock = self._locks.setdefault(key, threading.Lock())
+        with lock:
+            yield

@@ -1,0 +1,137 @@
+"""Repository functions: every query berth makes, and nothing else.
+
+They take a session and never commit; the service decides where a
+transaction ends.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from app.store.models import ContainerRow, TaskRow, utcnow
+
+
+def add_task(session: Session, task: TaskRow) -> None:
+    session.add(task)
+    session.flush()
+
+
+def get_task(session: Session, task_id: str) -> TaskRow | None:
+    return session.get(TaskRow, task_id)
+
+
+def get_task_by_arn(session: Session, arn: str) -> TaskRow | None:
+    return session.scalars(select(TaskRow).where(TaskRow.arn == arn)).first()
+
+
+def list_tasks(
+    session: Session,
+    *,
+    host_id: str,
+    arn: str | None = None,
+    cluster: str | None = None,
+    family: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[Sequence[TaskRow], int]:
+    """A page of tasks, oldest first, and how many match in all."""
+    query = select(TaskRow).where(TaskRow.host_id == host_id)
+    if arn is not None:
+        query = query.where(TaskRow.arn == arn)
+    if cluster is not None:
+        query = query.where(TaskRow.cluster == cluster)
+    if family is not None:
+        query = query.where(TaskRow.family == family)
+
+    total = session.scalar(select(func.count()).select_from(query.subquery()))
+    page = session.scalars(
+        query.order_by(TaskRow.created_at, TaskRow.id).limit(limit).offset(offset)
+    ).all()
+    return page, total or 0
+
+
+def delete_task(session: Session, task_id: str) -> None:
+    session.execute(delete(ContainerRow).where(ContainerRow.task_id == task_id))
+    session.execute(delete(TaskRow).where(TaskRow.id == task_id))
+
+
+def get_container(session: Session, task_id: str, name: str) -> ContainerRow | None:
+    return session.scalars(
+        select(ContainerRow).where(
+            ContainerRow.task_id == task_id, ContainerRow.name == name
+        )
+    ).first()
+
+
+def find_container_by_docker_ref(session: Session, ref: str) -> ContainerRow | None:
+    """The row owning a Docker ID (or a unique prefix of one) or name."""
+    name = ref.removeprefix("/")
+    row = session.scalars(
+        select(ContainerRow).where(
+            or_(ContainerRow.docker_id == ref, ContainerRow.docker_name == name)
+        )
+    ).first()
+    if row is not None or len(ref) < 12:
+        return row
+
+    matches = session.scalars(
+        select(ContainerRow).where(ContainerRow.docker_id.startswith(ref)).limit(2)
+    ).all()
+    return matches[0] if len(matches) == 1 else None
+
+
+def find_container_by_docker_id(
+    session: Session, docker_id: str
+) -> ContainerRow | None:
+    return session.scalars(
+        select(ContainerRow).where(ContainerRow.docker_id == docker_id)
+    ).first()
+
+
+def containers_of_host(session: Session, host_id: str) -> Sequence[ContainerRow]:
+    return session.scalars(
+        select(ContainerRow).where(ContainerRow.host_id == host_id)
+    ).all()
+
+
+def claim_docker_name(
+    session: Session, container_id: int, old: str | None, new: str
+) -> bool:
+    """Set the Docker name only if it is still ``old``: a compare-and-set.
+
+    Two processes that race to name one container both read the row; only
+    one of them may win, and the loser must reuse the winner's name.
+    """
+    expected = (
+        ContainerRow.docker_name.is_(None)
+        if old is None
+        else ContainerRow.docker_name == old
+    )
+    result = session.execute(
+        update(ContainerRow)
+        .where(ContainerRow.id == container_id, expected)
+        .values(
+            docker_name=new,
+            docker_id=None,
+            status="CREATING",
+            error_name=None,
+            error_message=None,
+            updated_at=utcnow(),
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def update_container(session: Session, container_id: int, **values: Any) -> None:
+    values.setdefault("updated_at", utcnow())
+    session.execute(
+        update(ContainerRow)
+        .where(ContainerRow.id == container_id)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
