@@ -6,6 +6,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import docker
 import pytest
@@ -59,3 +60,15 @@ def _cleanup_containers(docker_api: docker.APIClient, host_id: str) -> Iterator[
 
 def unique_arn(family: str = "web") -> str:
     return f"arn:aws:ecs:us-east-1:123456789012:task/test/{family}-{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A Docker engine of the test's own, to pause, kill and restart."""
+    from tests.support.engine import PrivateEngine
+
+    engine = PrivateEngine(Path(tmp_path_factory.mktemp("engine"))).start()
+    try:
+        yield engine
+    finally:
+        engine.close()
