@@ -137,7 +137,7 @@ class PrivateEngine:
                 for container in client.containers(all=True):
                     client.remove_container(container["Id"], force=True)
                 client.close()
-            except Exception:  # noqa: BLE001 - best effort before the stop
-                pass
+            except Exception as exc:  # noqa: BLE001 - best effort before the stop
+                print(f"private engine cleanup: {exc!r}")
         self.stop()
         subprocess.run(["ip", "link", "delete", self.bridge], capture_output=True)
