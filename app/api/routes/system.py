@@ -31,7 +31,7 @@ class EngineView(BaseModel):
 def _check_database(ctx: Context) -> str:
     try:
         ctx.db.ping()
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
         return f"failed: {type(exc).__name__}"
     return "ok"
 
