@@ -7,6 +7,8 @@ create safe to compare and to test without an engine.
 
 from __future__ import annotations
 
+import copy
+import hashlib
 from collections.abc import Mapping
 from typing import Any
 
@@ -15,6 +17,10 @@ from app.service.naming import clean
 from app.service.spec import ContainerSpec, TaskSpec, TaskVolume
 
 MIB = 1024 * 1024
+
+# How much of a task volume's cleaned name goes into its Docker volume's
+# name; the hash beside it is what keeps two volumes apart.
+VOLUME_NAME_ROOM = 64
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -27,7 +33,8 @@ def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str
         if isinstance(current, Mapping) and isinstance(value, Mapping):
             merged[key] = deep_merge(current, value)
         else:
-            merged[key] = value
+            # A copy: the body must not share objects with the stored spec.
+            merged[key] = copy.deepcopy(value)
     return merged
 
 
@@ -35,7 +42,12 @@ def task_volume_source(task_id: str, volume: TaskVolume) -> str:
     """A host path, or the Docker volume that holds this task volume."""
     if volume.host_path:
         return volume.host_path
-    return f"berth-{task_id}-{clean(volume.name) or 'volume'}"
+
+    # Cleaning can make two names one ("a.b" and "ab"), so a hash of the
+    # name as given keeps every task volume in a Docker volume of its own.
+    digest = hashlib.sha256(volume.name.encode()).hexdigest()[:12]
+    readable = clean(volume.name)[:VOLUME_NAME_ROOM] or "volume"
+    return f"berth-{task_id}-{readable}-{digest}"
 
 
 def _config(container: ContainerSpec) -> dict[str, Any]:
