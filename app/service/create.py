@@ -75,15 +75,17 @@ def resolve_api_version(ctx: Context, requested: str | None) -> str:
     floor = max(
         api_tuple(engine.min_api_version), api_tuple(MINIMUM_DOCKER_API_VERSION)
     )
-    if api_tuple(requested) > api_tuple(engine.api_version):
+    wanted = api_tuple(requested)
+    if wanted > api_tuple(engine.api_version):
         raise UnsupportedDockerAPIVersionError(
             f"Docker API {requested} is above the engine's maximum {engine.api_version}"
         )
-    if api_tuple(requested) < floor:
+    if wanted < floor:
         raised = f"{floor[0]}.{floor[1]}"
         log.info("docker_api_version.raised", requested=requested, used=raised)
         return raised
-    return requested
+    # "1.030" and "1.30" are one version; one spelling keeps one client.
+    return f"{wanted[0]}.{wanted[1]}"
 
 
 def _sibling_names(task: TaskRow, container: ContainerSpec) -> dict[str, str]:
