@@ -20,9 +20,12 @@ log = structlog.get_logger(__name__)
 
 
 def _docker_ref(ctx: Context, task_id: str, name: str) -> tuple[str, str | None]:
+    """The task's ARN and the container's live Docker ID, if it has one."""
     with ctx.db.transaction() as session:
         task, row = load_container(ctx, session, task_id, name)
-        return task.arn, row.docker_id
+        # A removed container's ID names nothing on the engine any more.
+        live = row.docker_id if row.status != State.REMOVED else None
+        return task.arn, live
 
 
 def refresh(ctx: Context, task_id: str, name: str) -> ContainerView:
@@ -90,11 +93,8 @@ def refresh_quietly(ctx: Context, task_id: str, name: str) -> None:
 def start_container(ctx: Context, task_id: str, name: str) -> ContainerView:
     """Start the container, creating it first if it has not been."""
     _, docker_id = _docker_ref(ctx, task_id, name)
-    view = None
     if not docker_id:
-        view, _ = create_container(ctx, task_id, name)
-    if view is not None and view.status == State.REMOVED:
-        view, _ = create_container(ctx, task_id, name)
+        create_container(ctx, task_id, name)
     return _act(ctx, task_id, name, ctx.engine.start, "container.started")
 
 
