@@ -48,7 +48,7 @@ def remove_labelled(client: docker.APIClient, host_id: str) -> None:
     for container in client.containers(
         all=True, filters={"label": f"{HOST_LABEL}={host_id}"}
     ):
-        client.remove_container(container["Id"], force=True)
+        client.remove_container(container["Id"], force=True, v=True)
 
 
 @pytest.fixture(autouse=True)

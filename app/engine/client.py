@@ -88,6 +88,8 @@ class Engine(Protocol):
 
     def remove(self, ref: str) -> bool: ...
 
+    def remove_volume(self, name: str) -> bool: ...
+
     def list_labelled(self, label: str) -> list[dict[str, Any]]: ...
 
     def events(self, filters: Mapping[str, Any]) -> EventStream: ...
@@ -291,7 +293,10 @@ class DockerEngine:
 
         def call() -> bool:
             try:
-                client.remove_container(ref, force=True, v=False)
+                # v=True: the container's anonymous volumes go with it, as
+                # nothing could ever name them again. Named volumes stay,
+                # and the engine skips any volume another container uses.
+                client.remove_container(ref, force=True, v=True)
             except docker.errors.NotFound:
                 return False
             except docker.errors.APIError as exc:
@@ -302,6 +307,25 @@ class DockerEngine:
             return True
 
         return self._call(call, CannotRemoveContainerError)
+
+    def remove_volume(self, name: str) -> bool:
+        """Remove a named volume; False when it was absent or still in use."""
+        _require_ref(name)
+        client = self._client()
+
+        def call() -> bool:
+            try:
+                client.remove_volume(name)
+            except docker.errors.NotFound:
+                return False
+            except docker.errors.APIError as exc:
+                # In use by a container berth does not own: leave it be.
+                if exc.status_code == 409:
+                    return False
+                raise
+            return True
+
+        return self._call(call)
 
     def list_labelled(self, label: str) -> list[dict[str, Any]]:
         """Every container, running or not, that carries ``label``."""

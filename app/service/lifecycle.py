@@ -11,6 +11,7 @@ from app.errors import BerthError, ContainerStateError
 from app.service.context import Context
 from app.service.create import create_container
 from app.service.observe import record_gone, record_inspect
+from app.service.request import task_volume_source
 from app.service.spec import TaskSpec, dependency_order
 from app.service.tasks import load_container, load_task
 from app.service.views import ContainerView, State, container_view
@@ -148,10 +149,35 @@ def delete_task(ctx: Context, task_id: str, timeout: int) -> None:
         if name in running and timeout > 0:
             _stop_quietly(ctx, task_id, name, timeout)
         remove_container(ctx, task_id, name)
+    _remove_task_volumes(ctx, task_id, spec)
 
     with ctx.db.transaction() as session:
         repo.delete_task(session, task_id)
     log.info("task.deleted", task_arn=arn, task_id=task_id)
+
+
+def _remove_task_volumes(ctx: Context, task_id: str, spec: TaskSpec) -> None:
+    """Remove the Docker volumes berth made for the task's volumes.
+
+    Their names hold the task's ID, so once the task is forgotten nothing
+    could use them again. Host paths are the operator's and are kept.
+    """
+    for volume in spec.volumes:
+        if volume.host_path:
+            continue
+        name = task_volume_source(task_id, volume)
+        try:
+            ctx.engine.remove_volume(name)
+        except BerthError as exc:
+            # A volume left behind costs disk, not correctness: the task
+            # is deleted all the same.
+            log.warning(
+                "volume.remove_failed",
+                task_id=task_id,
+                volume=name,
+                error_name=exc.error_name,
+                error=exc.detail,
+            )
 
 
 def _stop_quietly(ctx: Context, task_id: str, name: str, timeout: int) -> None:
