@@ -36,6 +36,23 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+def prepare_sqlite_path(url: str) -> None:
+    """Make the folder of a SQLite file, which SQLite will not make itself.
+
+    Every way in (the app, ``berth db``, the migrations ``berth serve``
+    applies first) must call this before it connects, or a fresh
+    machine's first start fails with "unable to open database file".
+    """
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database:
+        return
+    if database == ":memory:" or database.startswith("file:"):
+        return
+    # Owner-only: the task specs stored there may hold secrets.
+    Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+
+
 def _key_number(key: str) -> int:
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -55,9 +72,7 @@ class Database:
         if not self.is_sqlite:
             return create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
 
-        database = self.url.database
-        if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        prepare_sqlite_path(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

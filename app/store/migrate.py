@@ -7,6 +7,8 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
+from app.store.db import prepare_sqlite_path
+
 _HERE = Path(__file__).resolve()
 
 # In a checkout the scripts sit at the top of the tree; an installed wheel
@@ -18,6 +20,7 @@ def alembic_config(url: str) -> Config:
     location = next((p for p in _CANDIDATES if (p / "env.py").exists()), None)
     if location is None:
         raise RuntimeError("berth's migration scripts are missing")
+    prepare_sqlite_path(url)
     config = Config()
     config.set_main_option("script_location", str(location))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
