@@ -138,6 +138,20 @@ def _explanation(exc: docker.errors.APIError) -> str:
     return str(exc.explanation or exc)
 
 
+def _refused_configuration(exc: docker.errors.APIError) -> bool:
+    """Whether the engine refused what it was asked, rather than failed.
+
+    Engines before 23.0 answer 500, not 400, when a create body does not
+    decode into their types (a label that is a number, say); that is the
+    caller's error all the same, and retrying it cannot help.
+    """
+    if exc.is_client_error():
+        return True
+    return exc.status_code == 500 and _explanation(exc).startswith(
+        "json: cannot unmarshal"
+    )
+
+
 class DockerEngine:
     """:class:`Engine` on docker-py's low-level client.
 
@@ -255,7 +269,7 @@ class DockerEngine:
                     raise NameInUseError(_explanation(exc)) from exc
                 if exc.status_code == 404 and "image" in _explanation(exc).lower():
                     raise ImageNotFoundError(_explanation(exc)) from exc
-                status = 422 if exc.is_client_error() else 502
+                status = 422 if _refused_configuration(exc) else 502
                 raise CannotCreateContainerError(
                     _explanation(exc), status=status
                 ) from exc
