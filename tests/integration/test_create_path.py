@@ -253,3 +253,29 @@ def test_concurrent_creates_make_one_container(
     assert statuses == [200] * 7 + [201]
     assert len({a.json()["docker_id"] for a in answers}) == 1
     assert len(engine_containers(docker_api, body["arn"], "racy")) == 1
+
+
+def test_a_configuration_the_engine_refuses_is_422_with_its_message(
+    client: TestClient, settings: Settings, docker_api: docker.APIClient
+) -> None:
+    """Refused configurations are 422 with the engine's words; the name stays
+    stored for a retry and nothing is created."""
+    body = task_body(
+        container("tiny", docker_config={"host_config": {"Memory": 1024}}),
+        container("typed", docker_config={"config": {"Labels": {"n": 1}}}),
+    )
+    task_id = register(client, body)
+
+    tiny = client.post(path(task_id, "tiny", "create"))
+    typed = client.post(path(task_id, "typed", "create"))
+
+    for answer in (tiny, typed):
+        assert answer.status_code == 422
+        assert answer.json()["error_name"] == "CannotCreateContainerError"
+    assert "memory" in tiny.json()["detail"].lower()
+    assert "cannot unmarshal" in typed.json()["detail"]
+    stored = rows(settings)
+    assert stored["tiny"]["docker_name"] is not None
+    assert stored["tiny"]["docker_id"] is None
+    assert stored["tiny"]["error_name"] == "CannotCreateContainerError"
+    assert engine_containers(docker_api, body["arn"]) == []
