@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import pytest
 from docker.constants import MINIMUM_DOCKER_API_VERSION
 
 from app.config import Settings
-from app.engine.client import EngineVersion
+from app.engine.client import Engine, EngineVersion
 from app.errors import UnsupportedDockerAPIVersionError
 from app.service.context import Context
 from app.service.create import resolve_api_version
@@ -35,7 +36,7 @@ def context(tmp_path: Path, engine: FakeEngine) -> Context:
     settings = Settings(state_dir=tmp_path, host_id="unit")
     database = Database(f"sqlite:///{tmp_path / 'unused.db'}")
     # The fake answers only ``version``, the one call under test.
-    return Context(settings=settings, db=database, engine=engine)  # type: ignore[arg-type]
+    return Context(settings=settings, db=database, engine=cast(Engine, engine))
 
 
 def test_no_version_asked_uses_the_engines_own(tmp_path: Path) -> None:
