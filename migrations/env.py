@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine, pool
+from sqlalchemy import Connection, create_engine, pool, text
 
+from app.store.db import database_url
+from app.store.migrate import MIGRATION_LOCK_KEY
 from app.store.models import Base
 
 config = context.config
@@ -17,7 +19,7 @@ def _url() -> str:
         return url
     from app.config import Settings
 
-    return Settings().resolved_database_url
+    return database_url(Settings().resolved_database_url)
 
 
 def run_migrations_offline() -> None:
@@ -43,7 +45,7 @@ def run_migrations_online() -> None:
     engine.dispose()
 
 
-def _run(connection: object) -> None:
+def _run(connection: Connection) -> None:
     # Batch mode: SQLite cannot ALTER most things in place, so Alembic
     # copies the table; on PostgreSQL it changes nothing.
     context.configure(
@@ -53,6 +55,13 @@ def _run(connection: object) -> None:
         compare_type=True,
     )
     with context.begin_transaction():
+        if connection.dialect.name == "postgresql":
+            # Held to the end of the migration's transaction (PostgreSQL
+            # runs DDL transactionally, all of it in one).
+            connection.execute(
+                text("SELECT pg_advisory_xact_lock(:key)"),
+                {"key": MIGRATION_LOCK_KEY},
+            )
         context.run_migrations()
 
 

@@ -10,8 +10,10 @@ from typing import Any
 
 import docker
 import pytest
+from sqlalchemy.engine import URL
 
 from app.config import Settings
+from tests.support.postgres import postgres_server, scratch_database
 
 TEST_IMAGE = os.environ.get("BERTH_TEST_IMAGE", "berth-test/busybox:latest")
 DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
@@ -72,3 +74,26 @@ def private_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         yield engine
     finally:
         engine.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_admin_url() -> Iterator[URL]:
+    """A PostgreSQL server for the session: BERTH_TEST_POSTGRES_URL's, or
+    a throwaway cluster started on first use and stopped at the end."""
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def pg_url(postgres_admin_url: URL) -> Iterator[str]:
+    """A new, empty PostgreSQL database of the test's own."""
+    with scratch_database(postgres_admin_url) as url:
+        yield url
+
+
+@pytest.fixture
+def pg_settings(settings: Settings, pg_url: str) -> Settings:
+    """The test's settings, on its own PostgreSQL database."""
+    # A new object, not model_copy: that would carry over a database URL
+    # already resolved and cached from the SQLite one.
+    return Settings(**{**settings.model_dump(), "database_url": pg_url})

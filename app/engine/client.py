@@ -8,13 +8,16 @@ translated here, at the edge, into the named errors of ``app.errors``.
 
 from __future__ import annotations
 
+import json
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar
 
 import docker
+import docker.auth
 import docker.errors
 import requests.exceptions
 from docker.constants import MINIMUM_DOCKER_API_VERSION
@@ -46,6 +49,10 @@ PING_TIMEOUT_S = 2.0
 # Extra seconds granted to ``stop`` beyond the container's own grace
 # period: the engine answers only after the container has exited.
 STOP_SLACK_S = 15.0
+
+# Connecting to the local engine's socket is instant when it is up; the
+# pull's own timeout is for the registry, not for this.
+PULL_CONNECT_TIMEOUT_S = 10.0
 
 
 class NameInUseError(BerthError):
@@ -205,10 +212,19 @@ class DockerEngine:
         self,
         func: Callable[[], T],
         failure: type[BerthError] = EngineError,
+        *,
+        shared_pool: bool = True,
     ) -> T:
-        """Run one Docker call, translating what can go wrong."""
+        """Run one Docker call, translating what can go wrong.
+
+        ``shared_pool=False`` is for calls on a client of their own, which
+        must not hold the slots every other call queues for.
+        """
+        slot: AbstractContextManager[None] = (
+            self._bounded() if shared_pool else nullcontext()
+        )
         try:
-            with self._bounded():
+            with slot:
                 return func()
         except requests.exceptions.Timeout as exc:
             raise DockerTimeoutError(
@@ -372,26 +388,37 @@ class DockerEngine:
         return self._call(call)
 
     def pull(self, image: str, auth: Mapping[str, str] | None, timeout: float) -> None:
-        """Pull ``image``; the engine's stream reports failures in-band."""
+        """Pull ``image``, giving up after ``timeout`` seconds.
+
+        docker-py's own ``pull`` sends no timeout at all (an engine stuck
+        on a silent registry holds it for as long as the engine likes), so
+        the request is made here on the client's session: silence longer
+        than the timeout ends it, and so does the first progress message
+        after the deadline. Closing the connection cancels the engine's
+        pull. Pulls run on a client of their own, outside the shared slots,
+        since one may rightly take minutes.
+        """
         client = self._client(timeout=timeout)
         repository, tag = parse_repository_tag(image)
+        deadline = time.monotonic() + timeout
 
         def call() -> None:
-            stream = client.pull(
-                repository,
-                tag=tag or "latest",
+            response = client.post(
+                f"{client.base_url}/v{client.api_version}/images/create",
+                params={"fromImage": repository, "tag": tag or "latest"},
+                headers=_registry_auth(auth),
                 stream=True,
-                decode=True,
-                auth_config=dict(auth) if auth else None,
+                timeout=(PULL_CONNECT_TIMEOUT_S, timeout),
             )
-            for message in stream:
-                if isinstance(message, dict) and message.get("error"):
+            with closing(response):
+                if response.status_code >= 400:
                     raise ImageNotFoundError(
-                        f"pull of {image} failed: {message['error']}"
+                        f"pull of {image} failed: {_error_message(response)}"
                     )
+                _follow_pull(image, response.iter_lines(), deadline, timeout)
 
         try:
-            self._call(call, ImageNotFoundError)
+            self._call(call, ImageNotFoundError, shared_pool=False)
         except DockerTimeoutError as exc:
             raise DockerTimeoutError(
                 f"pull of {image} took longer than {timeout:g} s"
@@ -403,6 +430,35 @@ class DockerEngine:
             self._clients.clear()
         for client in clients:
             client.close()
+
+
+def _registry_auth(auth: Mapping[str, str] | None) -> dict[str, str]:
+    # Only the credentials berth was given: never the Docker CLI's
+    # config.json of whoever runs berth, which docker-py would read.
+    if not auth:
+        return {}
+    return {"X-Registry-Auth": docker.auth.encode_header(dict(auth)).decode()}
+
+
+def _error_message(response: Any) -> str:
+    try:
+        return str(response.json().get("message") or response.reason)
+    except ValueError:
+        return str(response.text or response.reason)
+
+
+def _follow_pull(
+    image: str, lines: Iterator[bytes], deadline: float, timeout: float
+) -> None:
+    """Read the engine's progress messages until the pull ends or fails."""
+    for line in lines:
+        if time.monotonic() > deadline:
+            raise DockerTimeoutError(f"pull of {image} took longer than {timeout:g} s")
+        if not line.strip():
+            continue
+        message = json.loads(line)
+        if isinstance(message, dict) and message.get("error"):
+            raise ImageNotFoundError(f"pull of {image} failed: {message['error']}")
 
 
 def _require_ref(ref: str) -> None:

@@ -140,9 +140,12 @@ class EventWatcher:
         self, docker_id: str, action: str, event: dict[str, Any], inspect: bool
     ) -> None:
         ctx = self.ctx
+        # Only this host's rows: another berth sharing the database (or the
+        # engine) owns the rest, and its own watcher keeps them current.
+        host = ctx.settings.host_id
         with ctx.db.transaction() as session:
-            row = repo.find_container_by_docker_id(session, docker_id)
-            if row is None or row.host_id != ctx.settings.host_id:
+            row = repo.find_container_by_docker_id(session, host, docker_id)
+            if row is None:
                 return
 
         doc = None
@@ -154,7 +157,7 @@ class EventWatcher:
                 failed = True
 
         with ctx.db.transaction() as session:
-            row = repo.find_container_by_docker_id(session, docker_id)
+            row = repo.find_container_by_docker_id(session, host, docker_id)
             if row is None:
                 return
             if doc is not None:

@@ -80,7 +80,7 @@ def register_task(ctx: Context, spec: TaskSpec) -> tuple[TaskView, bool]:
     digest = spec_hash(spec)
     try:
         with ctx.db.transaction() as session:
-            existing = repo.get_task_by_arn(session, spec.arn)
+            existing = repo.get_task_by_arn(session, ctx.settings.host_id, spec.arn)
             if existing is not None:
                 return _existing(existing, digest), False
             task = _new_task(ctx, spec, digest)
@@ -90,7 +90,7 @@ def register_task(ctx: Context, spec: TaskSpec) -> tuple[TaskView, bool]:
         # Another request registered the same ARN between our read and
         # our insert; its row decides.
         with ctx.db.transaction() as session:
-            existing = repo.get_task_by_arn(session, spec.arn)
+            existing = repo.get_task_by_arn(session, ctx.settings.host_id, spec.arn)
             if existing is None:
                 raise
             return _existing(existing, digest), False
@@ -154,8 +154,8 @@ def list_tasks(
 def find_owner(ctx: Context, ref: str) -> OwnerView:
     """Which task and container own a Docker container, by ID or name."""
     with ctx.db.transaction() as session:
-        row = repo.find_container_by_docker_ref(session, ref)
-        if row is None or row.host_id != ctx.settings.host_id:
+        row = repo.find_container_by_docker_ref(session, ctx.settings.host_id, ref)
+        if row is None:
             raise ContainerNotFoundError(f"berth owns no Docker container {ref!r}")
         return OwnerView(
             task_id=row.task_id,

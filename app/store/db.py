@@ -24,6 +24,23 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 # in one bucket only serialize each other, which is safe.
 LOCK_BUCKETS = 4096
 
+# Connections for transactions. Every one is short (no Docker call runs
+# inside a transaction), so a few serve the whole thread pool; the overflow
+# absorbs bursts.
+POOL_SIZE = 10
+POOL_OVERFLOW = 40
+
+# PostgreSQL advisory locks each hold a connection for as long as a create
+# runs, Docker calls included, so they get a pool of their own: held locks
+# must never starve the transactions that the lock holders still need.
+LOCK_POOL_SIZE = 10
+LOCK_POOL_OVERFLOW = 40
+
+# A database that does not accept a connection within this long is down
+# for readiness' sake; without it a dead host hangs for minutes of TCP
+# retries.
+PG_CONNECT_TIMEOUT_S = 10
+
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
@@ -53,6 +70,39 @@ def prepare_sqlite_path(url: str) -> None:
     Path(database).parent.mkdir(parents=True, exist_ok=True, mode=0o700)
 
 
+def database_url(url: str) -> str:
+    """The URL with berth's driver for PostgreSQL made explicit.
+
+    ``postgresql://`` alone would mean psycopg2, which berth does not ship;
+    operators write it that way everywhere, so it means psycopg 3 here.
+    """
+    parsed = make_url(url)
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    backend = parsed.get_backend_name()
+    if backend not in ("sqlite", "postgresql"):
+        raise ValueError(
+            f"berth stores its state in SQLite or PostgreSQL, not {backend}"
+        )
+    return parsed.render_as_string(hide_password=False)
+
+
+def _postgres_engine(url: str, size: int, overflow: int) -> Engine:
+    return create_engine(
+        url,
+        pool_size=size,
+        max_overflow=overflow,
+        # A server restart or an idle timeout leaves dead connections in
+        # the pool; a ping on checkout replaces them instead of failing a
+        # request.
+        pool_pre_ping=True,
+        connect_args={
+            "connect_timeout": PG_CONNECT_TIMEOUT_S,
+            "application_name": "berth",
+        },
+    )
+
+
 def _key_number(key: str) -> int:
     digest = hashlib.sha256(key.encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
@@ -62,25 +112,30 @@ class Database:
     """One SQLAlchemy engine and the session factory bound to it."""
 
     def __init__(self, url: str) -> None:
+        url = database_url(url)
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
         self.engine = self._make_engine(url)
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
         self._lock_dir = self._sqlite_lock_dir()
+        self._lock_engine = None if self.is_sqlite else self._make_lock_engine(url)
 
     def _make_engine(self, url: str) -> Engine:
         if not self.is_sqlite:
-            return create_engine(url, pool_size=10, max_overflow=40, pool_pre_ping=True)
+            return _postgres_engine(url, POOL_SIZE, POOL_OVERFLOW)
 
         prepare_sqlite_path(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},
-            pool_size=10,
-            max_overflow=40,
+            pool_size=POOL_SIZE,
+            max_overflow=POOL_OVERFLOW,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
+
+    def _make_lock_engine(self, url: str) -> Engine:
+        return _postgres_engine(url, LOCK_POOL_SIZE, LOCK_POOL_OVERFLOW)
 
     def _sqlite_lock_dir(self) -> Path | None:
         database = self.url.database
@@ -107,8 +162,9 @@ class Database:
                 yield
             return
 
+        assert self._lock_engine is not None
         number = _key_number(key)
-        with self.engine.connect() as conn:
+        with self._lock_engine.connect() as conn:
             conn.execute(select(func.pg_advisory_lock(number)))
             conn.commit()
             try:
@@ -139,6 +195,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._lock_engine is not None:
+            self._lock_engine.dispose()
 
 
 class KeyedLocks:

@@ -7,9 +7,14 @@ from pathlib import Path
 from alembic import command
 from alembic.config import Config
 
-from app.store.db import prepare_sqlite_path
+from app.store.db import database_url, prepare_sqlite_path
 
 _HERE = Path(__file__).resolve()
+
+# Berths of a fleet start together against one PostgreSQL database, and
+# each migrates at start-up. The first to take this advisory lock migrates;
+# the rest wait, then find nothing left to do. (The number spells "berth".)
+MIGRATION_LOCK_KEY = 0x6265727468
 
 # In a checkout the scripts sit at the top of the tree; an installed wheel
 # carries them inside the package.
@@ -23,7 +28,8 @@ def alembic_config(url: str) -> Config:
     prepare_sqlite_path(url)
     config = Config()
     config.set_main_option("script_location", str(location))
-    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    # ConfigParser reads % as interpolation; a URL-escaped path has them.
+    config.set_main_option("sqlalchemy.url", database_url(url).replace("%", "%%"))
     return config
 
 

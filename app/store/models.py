@@ -62,12 +62,12 @@ class TaskRow(Base):
     __tablename__ = "tasks"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    arn: Mapped[str] = mapped_column(String(1600), unique=True)
+    arn: Mapped[str] = mapped_column(String(1600))
     family: Mapped[str] = mapped_column(String(255))
     version: Mapped[str] = mapped_column(String(255))
     cluster: Mapped[str] = mapped_column(String(255))
     network_mode: Mapped[str] = mapped_column(String(16))
-    host_id: Mapped[str] = mapped_column(String(255), index=True)
+    host_id: Mapped[str] = mapped_column(String(255))
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
     spec_hash: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -79,7 +79,14 @@ class TaskRow(Base):
         lazy="selectin",
     )
 
-    __table_args__ = (Index("ix_tasks_cluster_family", "cluster", "family"),)
+    __table_args__ = (
+        # An ARN is unique per host, not across the fleet: berths sharing a
+        # database are independent agents, and a task placed anew on
+        # another host must not be refused because a dead host's row
+        # still names it. The constraint also serves lookups by host.
+        UniqueConstraint("host_id", "arn"),
+        Index("ix_tasks_cluster_family", "cluster", "family"),
+    )
 
 
 class ContainerRow(Base):

@@ -24,8 +24,10 @@ def get_task(session: Session, task_id: str) -> TaskRow | None:
     return session.get(TaskRow, task_id)
 
 
-def get_task_by_arn(session: Session, arn: str) -> TaskRow | None:
-    return session.scalars(select(TaskRow).where(TaskRow.arn == arn)).first()
+def get_task_by_arn(session: Session, host_id: str, arn: str) -> TaskRow | None:
+    return session.scalars(
+        select(TaskRow).where(TaskRow.host_id == host_id, TaskRow.arn == arn)
+    ).first()
 
 
 def list_tasks(
@@ -67,28 +69,31 @@ def get_container(session: Session, task_id: str, name: str) -> ContainerRow | N
     ).first()
 
 
-def find_container_by_docker_ref(session: Session, ref: str) -> ContainerRow | None:
-    """The row owning a Docker ID (or a unique prefix of one) or name."""
+def find_container_by_docker_ref(
+    session: Session, host_id: str, ref: str
+) -> ContainerRow | None:
+    """The host's row owning a Docker ID (or a unique prefix of one) or name."""
     name = ref.removeprefix("/")
+    mine = select(ContainerRow).where(ContainerRow.host_id == host_id)
     row = session.scalars(
-        select(ContainerRow).where(
-            or_(ContainerRow.docker_id == ref, ContainerRow.docker_name == name)
-        )
+        mine.where(or_(ContainerRow.docker_id == ref, ContainerRow.docker_name == name))
     ).first()
     if row is not None or len(ref) < 12:
         return row
 
     matches = session.scalars(
-        select(ContainerRow).where(ContainerRow.docker_id.startswith(ref)).limit(2)
+        mine.where(ContainerRow.docker_id.startswith(ref, autoescape=True)).limit(2)
     ).all()
     return matches[0] if len(matches) == 1 else None
 
 
 def find_container_by_docker_id(
-    session: Session, docker_id: str
+    session: Session, host_id: str, docker_id: str
 ) -> ContainerRow | None:
     return session.scalars(
-        select(ContainerRow).where(ContainerRow.docker_id == docker_id)
+        select(ContainerRow).where(
+            ContainerRow.host_id == host_id, ContainerRow.docker_id == docker_id
+        )
     ).first()
 
 
