@@ -22,6 +22,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import URL, make_url
 
+from app.store.db import database_url
+
 ENV_URL = "BERTH_TEST_POSTGRES_URL"
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SERVICE_USER = "postgres"
@@ -142,7 +144,7 @@ def postgres_server() -> Iterator[URL]:
     """The administrative URL of a server the tests may make databases on."""
     given = os.environ.get(ENV_URL)
     if given:
-        yield make_url(given)
+        yield make_url(database_url(given))
         return
 
     server = ThrowawayPostgres().start()

@@ -8,9 +8,12 @@ HTTP basic authentication from an htpasswd file.
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -128,3 +131,40 @@ class LocalRegistry:
                 self.process.kill()
                 self.process.wait(5)
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+class SilentRegistry:
+    """A registry address that accepts connections and never answers: the
+    shape of a registry behind a black-holing network, for pull timeouts."""
+
+    def __init__(self) -> None:
+        self._server = socket.socket()
+        self._server.bind(("127.0.0.1", 0))
+        self._server.listen(16)
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self._server.getsockname()[1]}"
+
+    def start(self) -> SilentRegistry:
+        self._thread.start()
+        return self
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self._server.accept()
+            except OSError:
+                return
+            self._held.append(conn)
+
+    def stop(self) -> None:
+        # shutdown, not just close: it wakes the thread blocked in accept.
+        with contextlib.suppress(OSError):
+            self._server.shutdown(socket.SHUT_RDWR)
+        self._server.close()
+        for conn in self._held:
+            conn.close()
+        self._thread.join(5)
