@@ -36,12 +36,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         )
         return 2
 
+    # Logging first: whatever the imports below warn about is logged too.
+    configure_logging(settings.log_level, settings.log_format)
+
     import uvicorn
 
     from app.main import create_app
     from app.store.migrate import upgrade
 
-    configure_logging(settings.log_level, settings.log_format)
     upgrade(settings.resolved_database_url)
     uvicorn.run(
         create_app(settings),
@@ -86,13 +88,24 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _openapi(_args: argparse.Namespace, settings: Settings) -> int:
+    from app.main import create_app
+    from app.openapi import render
+
+    print(render(create_app(settings)), end="")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="berth",
         description="A per-host container agent with a REST API. "
         "Settings come from BERTH_* environment variables.",
+        epilog="Run 'berth COMMAND --help' for the options of a command.",
     )
-    commands = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = top.add_subparsers(
+        title="commands", dest="command", required=True, metavar="COMMAND"
+    )
 
     serve = commands.add_parser(
         "serve",
@@ -125,6 +138,14 @@ def parser() -> argparse.ArgumentParser:
         help="also remove labelled containers that berth has no row for",
     )
     rec.set_defaults(run=_reconcile)
+
+    spec = commands.add_parser(
+        "openapi",
+        help="print the API's OpenAPI document as JSON",
+        description="Print the OpenAPI document that berth serves at "
+        "/openapi.json; docs/openapi.json is this output.",
+    )
+    spec.set_defaults(run=_openapi)
     return top
 
 

@@ -9,6 +9,7 @@ import anyio.to_thread
 import structlog
 from fastapi import Depends, FastAPI
 
+from app import openapi
 from app.api import problems
 from app.api.deps import require_token
 from app.api.middleware import BodyLimit, RequestContext
@@ -16,9 +17,11 @@ from app.api.routes import system, tasks
 from app.config import Settings
 from app.engine.client import DockerEngine
 from app.errors import BerthError
+from app.metrics import InstrumentedEngine, Metrics
 from app.service.context import Context
 from app.service.events import EventWatcher
 from app.service.reconcile import reconcile
+from app.service.stats import containers_by_state
 from app.store.db import Database
 
 log = structlog.get_logger(__name__)
@@ -29,14 +32,29 @@ log = structlog.get_logger(__name__)
 WORKER_THREADS = 100
 
 
+TAGS = [
+    {"name": "tasks", "description": "Tasks and the lifecycle of their containers"},
+    {"name": "system", "description": "Ownership look-ups, recovery, the engine"},
+    {
+        "name": "probes",
+        "description": "Liveness, readiness and metrics; no token needed",
+    },
+]
+
+
 def build_context(settings: Settings) -> Context:
-    return Context(
+    metrics = Metrics()
+    engine = DockerEngine(
+        settings.docker_host, settings.docker_timeout, settings.docker_pool_size
+    )
+    ctx = Context(
         settings=settings,
         db=Database(settings.resolved_database_url),
-        engine=DockerEngine(
-            settings.docker_host, settings.docker_timeout, settings.docker_pool_size
-        ),
+        engine=InstrumentedEngine(engine, metrics),
+        metrics=metrics,
     )
+    metrics.watch_states(lambda: containers_by_state(ctx))
+    return ctx
 
 
 def _startup_reconcile(ctx: Context) -> None:
@@ -79,9 +97,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="berth",
         summary="A per-host container agent with a REST API",
         version="0.1.0",
+        openapi_tags=TAGS,
         lifespan=lifespan,
     )
     problems.install(app)
+    openapi.install(app)
     guarded = [Depends(require_token)]
     app.include_router(tasks.router, dependencies=guarded)
     app.include_router(system.router, dependencies=guarded)

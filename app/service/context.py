@@ -7,6 +7,7 @@ from functools import cached_property
 
 from app.config import Settings
 from app.engine.client import Engine
+from app.metrics import Metrics
 from app.service.policy import Policy
 from app.store.db import Database, KeyedLocks
 
@@ -17,6 +18,7 @@ class Context:
     db: Database
     engine: Engine
     locks: KeyedLocks = field(default_factory=KeyedLocks)
+    metrics: Metrics = field(default_factory=Metrics)
 
     @cached_property
     def policy(self) -> Policy:

@@ -354,8 +354,13 @@ def create_container(
 ) -> tuple[ContainerView, bool]:
     """Create one container; returns it and whether this call created it."""
     key = f"container:{task_id}/{name}"
-    with ctx.locks.hold(key), ctx.db.lock(key):
-        return _create_locked(ctx, task_id, name)
+    with (
+        ctx.metrics.create_attempt() as attempt,
+        ctx.locks.hold(key),
+        ctx.db.lock(key),
+    ):
+        view, attempt.created = _create_locked(ctx, task_id, name)
+    return view, attempt.created
 
 
 def create_task(ctx: Context, task_id: str) -> TaskView:

@@ -98,16 +98,19 @@ class EventWatcher:
             except Exception:
                 log.exception("events.failed")
             self.connected.clear()
+            self.ctx.metrics.event_stream_connected.set(0)
             if self._stopping.wait(backoff):
                 return
             backoff = min(backoff * 2, MAX_BACKOFF_S)
             first = False
             self.reconnects += 1
+            self.ctx.metrics.event_reconnects.inc()
 
     def _listen(self, first: bool) -> None:
         label = self.ctx.settings.label_prefix + TASK_ARN
         self._stream = self.ctx.engine.events({"type": ["container"], "label": [label]})
         self.connected.set()
+        self.ctx.metrics.event_stream_connected.set(1)
         log.info("events.connected", reconnect=not first)
 
         # Subscribed first, reconciled second: nothing can fall between.
@@ -121,7 +124,8 @@ class EventWatcher:
             if self._stopping.is_set():
                 return
             self.handle(event)
-        log.warning("events.lost")
+        if not self._stopping.is_set():
+            log.warning("events.lost")
 
     def handle(self, event: dict[str, Any]) -> None:
         """Apply one engine event to the row of the container it concerns."""

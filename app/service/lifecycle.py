@@ -118,6 +118,7 @@ def remove_container(ctx: Context, task_id: str, name: str) -> ContainerView:
         ref = row.docker_id or row.docker_name
         arn = task.arn
 
+    started = time.monotonic()
     if ref:
         ctx.engine.remove(ref)
 
@@ -132,6 +133,7 @@ def remove_container(ctx: Context, task_id: str, name: str) -> ContainerView:
         container=name,
         docker_name=view.docker_name,
         docker_id=view.docker_id,
+        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
     )
     return view
 

@@ -207,6 +207,7 @@ def reconcile(ctx: Context, *, remove_orphans: bool = False) -> ReconcileReport:
         if remove_orphans and ctx.engine.remove(str(orphan["Id"])):
             report.orphans_removed.append(name)
 
+    ctx.metrics.reconciled(report)
     log.info(
         "reconcile.done",
         adopted=len(report.adopted),

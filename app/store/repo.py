@@ -140,3 +140,13 @@ def update_container(session: Session, container_id: int, **values: Any) -> None
         .values(**values)
         .execution_options(synchronize_session=False)
     )
+
+
+def count_containers_by_status(session: Session, host_id: str) -> dict[str, int]:
+    """How many of a host's containers are in each state (one indexed query)."""
+    rows = session.execute(
+        select(ContainerRow.status, func.count())
+        .where(ContainerRow.host_id == host_id)
+        .group_by(ContainerRow.status)
+    )
+    return {str(status): int(number) for status, number in rows}

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import BaseModel
 
 from app.api.deps import ContextDep
@@ -90,7 +91,7 @@ def get_engine(ctx: ContextDep) -> EngineView:
     )
 
 
-@probes.get("/healthz", operation_id="healthz", response_model=Health)
+@probes.get("/healthz", operation_id="get_health", response_model=Health)
 async def healthz() -> Health:
     """Liveness: the process answers. Nothing else is asked.
 
@@ -102,7 +103,7 @@ async def healthz() -> Health:
 
 @probes.get(
     "/readyz",
-    operation_id="readyz",
+    operation_id="get_readiness",
     response_model=Health,
     responses={503: {"model": Health, "description": "Not ready"}},
 )
@@ -121,3 +122,26 @@ async def readyz(ctx: ContextDep) -> JSONResponse:
     ready = all(v == "ok" for v in checks.values())
     body = Health(status="ok" if ready else "unavailable", checks=checks)
     return JSONResponse(body.model_dump(), status_code=200 if ready else 503)
+
+
+@probes.get(
+    "/metrics",
+    operation_id="get_metrics",
+    response_class=PlainTextResponse,
+    responses={
+        200: {
+            "description": "Prometheus text exposition of the berth_ series",
+            "content": {"text/plain": {"schema": {"type": "string"}}},
+        }
+    },
+)
+def get_metrics(ctx: ContextDep) -> Response:
+    """Prometheus metrics: creates, latencies, Docker calls, states, recovery.
+
+    No token is asked, as for the probes: a scraper on the node reaches it
+    like a kubelet reaches ``/readyz``. It tells counts and durations by
+    fixed names only (outcomes, error names, operations, states), never a
+    task, a container or a setting.
+    """
+    # A plain ``def``: the container counts are read from the database.
+    return Response(ctx.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,48 @@
+"""The ``berth`` command's help."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from app.cli import parser
+
+BERTH = Path(sys.executable).with_name("berth")
+
+
+def test_help_lists_every_command_with_what_it_does() -> None:
+    """`berth --help` names serve, db, reconcile and openapi, each explained."""
+    done = subprocess.run(
+        [str(BERTH), "--help"], capture_output=True, text=True, timeout=30, check=True
+    )
+
+    text = " ".join(done.stdout.split())
+    assert "serve apply pending migrations, then serve the API" in text
+    assert "db manage the database schema (upgrade, downgrade, check)" in text
+    assert "reconcile bring the database in line with the engine and report" in text
+    assert "openapi print the API's OpenAPI document as JSON" in text
+    assert "BERTH_" in text
+
+
+@pytest.mark.parametrize("command", ["serve", "db", "reconcile", "openapi"])
+def test_each_command_has_its_own_help(
+    command: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`berth COMMAND --help` describes the command and exits cleanly."""
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args([command, "--help"])
+
+    assert exited.value.code == 0
+    assert f"usage: berth {command}" in capsys.readouterr().out
+
+
+def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
+    """`berth` alone is a usage error, not a silent success."""
+    with pytest.raises(SystemExit) as exited:
+        parser().parse_args([])
+
+    assert exited.value.code == 2
+    assert "COMMAND" in capsys.readouterr().err
