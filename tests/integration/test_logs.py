@@ -82,14 +82,17 @@ def _drive(server: BerthServer) -> dict[str, str]:
 
 
 def _parse(lines: list[str]) -> tuple[list[dict[str, Any]], list[str]]:
-    parsed, bad = [], []
+    parsed: list[dict[str, Any]] = []
+    bad: list[str] = []
     for line in lines:
         try:
             value = json.loads(line)
         except ValueError:
+            value = None
+        if isinstance(value, dict):
+            parsed.append(value)
+        else:
             bad.append(line)
-            continue
-        (parsed if isinstance(value, dict) else bad).append(value)
     return parsed, bad
 
 
