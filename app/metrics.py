@@ -35,10 +35,6 @@ T = TypeVar("T")
 
 log = structlog.get_logger(__name__)
 
-# The ``*_created`` timestamp series double every counter for nothing a
-# dashboard of berth reads.
-disable_created_metrics()
-
 # A create is a few Docker calls and two commits: tens of milliseconds on a
 # quiet host, seconds when the engine is busy, minutes when it pulls.
 CREATE_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -91,6 +87,10 @@ class Metrics:
     """The registry of one berth and the series it exposes."""
 
     def __init__(self) -> None:
+        # The ``*_created`` timestamp series double every counter for
+        # nothing a dashboard of berth reads. (A switch of the library's,
+        # for the whole process.)
+        disable_created_metrics()
         self.registry = CollectorRegistry(auto_describe=True)
         registry = self.registry
 
