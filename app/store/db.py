@@ -200,15 +200,40 @@ class Database:
 
 
 class KeyedLocks:
-    """One lock per key inside this process, made on first use."""
+    """One lock per key inside this process, made on first use.
+
+    A lock lives only while someone holds or waits for it, so a host that
+    creates containers for months keeps no lock per container it ever made.
+    """
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: dict[str, threading.Lock] = {}
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
     @contextmanager
     def hold(self, key: str) -> Iterator[None]:
+        lock = self._join(key)
+        try:
+            with lock:
+                yield
+        finally:
+            self._leave(key)
+
+    def busy(self, key: str) -> bool:
+        """Whether a thread of this process holds or awaits ``key``."""
         with self._guard:
-            lock = self._locks.setdefault(key, threading.Lock())
-        with lock:
-            yield
+            return key in self._locks
+
+    def _join(self, key: str) -> threading.Lock:
+        with self._guard:
+            lock, users = self._locks.get(key, (threading.Lock(), 0))
+            self._locks[key] = (lock, users + 1)
+            return lock
+
+    def _leave(self, key: str) -> None:
+        with self._guard:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)

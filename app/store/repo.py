@@ -6,7 +6,7 @@ transaction ends.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import delete, func, or_, select, update
@@ -97,10 +97,41 @@ def find_container_by_docker_id(
     ).first()
 
 
-def containers_of_host(session: Session, host_id: str) -> Sequence[ContainerRow]:
+def containers_with_arns(
+    session: Session, host_id: str
+) -> list[tuple[ContainerRow, str]]:
+    """Every container row of a host with its task's ARN, in one query."""
+    rows = session.execute(
+        select(ContainerRow, TaskRow.arn)
+        .join(TaskRow, ContainerRow.task_id == TaskRow.id)
+        .where(ContainerRow.host_id == host_id)
+    )
+    return [(row, str(arn)) for row, arn in rows]
+
+
+def find_container_by_docker_name(
+    session: Session, host_id: str, docker_name: str
+) -> ContainerRow | None:
     return session.scalars(
-        select(ContainerRow).where(ContainerRow.host_id == host_id)
-    ).all()
+        select(ContainerRow).where(
+            ContainerRow.host_id == host_id, ContainerRow.docker_name == docker_name
+        )
+    ).first()
+
+
+def find_container_of_task(
+    session: Session, host_id: str, task_arn: str, name: str
+) -> ContainerRow | None:
+    """The host's row for container ``name`` of the task with ``task_arn``."""
+    return session.scalars(
+        select(ContainerRow)
+        .join(TaskRow, ContainerRow.task_id == TaskRow.id)
+        .where(
+            ContainerRow.host_id == host_id,
+            TaskRow.arn == task_arn,
+            ContainerRow.name == name,
+        )
+    ).first()
 
 
 def claim_docker_name(
@@ -122,11 +153,37 @@ def claim_docker_name(
         .values(
             docker_name=new,
             docker_id=None,
+            # A fresh name means a fresh container: nothing seen of the
+            # old one (its ports, say) may leak into the new one's answer.
+            meta=None,
             status="CREATING",
             error_name=None,
             error_message=None,
             updated_at=utcnow(),
         )
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0) == 1)
+
+
+def update_container_if(
+    session: Session, container_id: int, expected: Mapping[str, Any], **values: Any
+) -> bool:
+    """Update the row only if its columns still hold ``expected``.
+
+    For writers that read a row, asked the engine, and must not overwrite
+    what another writer stored meanwhile: False means the row moved on.
+    """
+    conditions = [ContainerRow.id == container_id]
+    for key, value in expected.items():
+        column = getattr(ContainerRow, key)
+        conditions.append(column.is_(None) if value is None else column == value)
+
+    values.setdefault("updated_at", utcnow())
+    result = session.execute(
+        update(ContainerRow)
+        .where(*conditions)
+        .values(**values)
         .execution_options(synchronize_session=False)
     )
     return bool(getattr(result, "rowcount", 0) == 1)
