@@ -231,8 +231,8 @@ class InstrumentedEngine:
     def remove_volume(self, name: str) -> bool:
         return self._timed("remove_volume", self.inner.remove_volume, name)
 
-    def list_labelled(self, label: str) -> list[dict[str, Any]]:
-        return self._timed("list", self.inner.list_labelled, label)
+    def list_labelled(self, *labels: str) -> list[dict[str, Any]]:
+        return self._timed("list", self.inner.list_labelled, *labels)
 
     def events(self, filters: Mapping[str, Any]) -> EventStream:
         # Times the subscription only; the stream itself lasts for hours.

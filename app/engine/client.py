@@ -97,7 +97,7 @@ class Engine(Protocol):
 
     def remove_volume(self, name: str) -> bool: ...
 
-    def list_labelled(self, label: str) -> list[dict[str, Any]]: ...
+    def list_labelled(self, *labels: str) -> list[dict[str, Any]]: ...
 
     def events(self, filters: Mapping[str, Any]) -> EventStream: ...
 
@@ -115,6 +115,8 @@ class EventStream:
 
     def __init__(self, stream: Any) -> None:
         self._stream = stream
+        self._closed = False
+        self._guard = threading.Lock()
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         try:
@@ -129,9 +131,20 @@ class EventStream:
             return
 
     def close(self) -> None:
+        """Close once, from any thread; a second close does nothing."""
+        with self._guard:
+            if self._closed:
+                return
+            self._closed = True
         close = getattr(self._stream, "close", None)
-        if close is not None:
+        if close is None:
+            return
+        try:
             close()
+        except (AttributeError, OSError):
+            # docker-py reaches into the response's socket, which is gone
+            # once the engine has closed the stream itself.
+            return
 
 
 def _is_name_conflict(exc: docker.errors.APIError) -> bool:
@@ -233,6 +246,12 @@ class DockerEngine:
         except requests.exceptions.ConnectionError as exc:
             raise EngineUnavailableError(
                 f"cannot reach the engine at {self.base_url}"
+            ) from exc
+        except requests.exceptions.RequestException as exc:
+            # An answer cut off half-way (a chunked body that never ends,
+            # say): the engine went away in the middle of the call.
+            raise EngineUnavailableError(
+                f"lost the connection to the engine at {self.base_url}"
             ) from exc
         except docker.errors.APIError as exc:
             raise failure(_explanation(exc)) from exc
@@ -357,12 +376,16 @@ class DockerEngine:
 
         return self._call(call)
 
-    def list_labelled(self, label: str) -> list[dict[str, Any]]:
-        """Every container, running or not, that carries ``label``."""
+    def list_labelled(self, *labels: str) -> list[dict[str, Any]]:
+        """Every container, running or not, that carries all ``labels``.
+
+        Each is a key, or ``key=value`` for a key with that value.
+        """
+        if not labels:
+            raise ValueError("a labelled list needs at least one label")
         client = self._client()
-        return self._call(
-            lambda: list(client.containers(all=True, filters={"label": label}))
-        )
+        filters = {"label": list(labels)}
+        return self._call(lambda: list(client.containers(all=True, filters=filters)))
 
     def events(self, filters: Mapping[str, Any]) -> EventStream:
         """Subscribe to the engine's events; connected when this returns.
