@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from app.engine.metadata import ContainerMetadata, convert_inspect, merge_previous
@@ -36,11 +37,47 @@ def observed(row: ContainerRow, doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def record_inspect(row: ContainerRow, doc: dict[str, Any]) -> None:
-    """Set what ``doc`` says on a row attached to an open session."""
+def _state_time(meta: ContainerMetadata | None) -> datetime | None:
+    """When the container last started or stopped, as far as ``meta`` knows."""
+    if meta is None:
+        return None
+    times = [t for t in (meta.started_at, meta.finished_at) if t is not None]
+    return max(times, default=None)
+
+
+def is_stale(row: ContainerRow, doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` describes an older moment than the row already holds.
+
+    The event watcher and the API both inspect and write; an inspect made
+    before a ``die`` but written after it would bring a dead container back
+    to life, with no later event to correct it.
+    """
+    new = convert_inspect(doc)
+    if new.docker_id != row.docker_id:
+        return False
+    if row.status == State.REMOVED:
+        # Removal is only recorded on the engine's word that the container
+        # is gone, and a destroyed container never comes back.
+        return True
+
+    old = load_metadata(row.meta)
+    if old is None:
+        return False
+    new_time, old_time = _state_time(new), _state_time(old)
+    return new_time is not None and old_time is not None and new_time < old_time
+
+
+def record_inspect(row: ContainerRow, doc: dict[str, Any]) -> bool:
+    """Set what ``doc`` says on a row attached to an open session.
+
+    False when the row already holds something newer, which is kept.
+    """
+    if is_stale(row, doc):
+        return False
     for key, value in observed(row, doc).items():
         setattr(row, key, value)
     row.updated_at = utcnow()
+    return True
 
 
 def record_gone(row: ContainerRow) -> None:

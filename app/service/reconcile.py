@@ -3,10 +3,15 @@
 One list call, filtered by berth's label, tells which containers exist and
 in what state; only the few whose state moved are inspected. Run at start-
 up, after the event stream reconnects, and on ``POST /v1/reconcile``.
+
+Creates keep running while a reconcile does, so every write here is a
+compare-and-set against the row as it was read: a row that a create (or
+an event) changed in the meantime is left to that newer writer.
 """
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,11 +21,11 @@ import structlog
 
 from app.errors import BerthError
 from app.service.context import Context
-from app.service.labels import HOST_ID, TASK_ARN, owned_by
+from app.service.labels import CONTAINER_NAME, HOST_ID, TASK_ARN, owned_by
 from app.service.observe import observed
-from app.service.views import ReconcileReport, State
+from app.service.views import ReconcileReport, State, load_metadata
 from app.store import repo
-from app.store.models import ContainerRow, utcnow
+from app.store.models import ContainerRow
 
 log = structlog.get_logger(__name__)
 
@@ -34,10 +39,15 @@ _LISTED_STATES = {
     "removing": State.STOPPED,
 }
 
+# What a list entry's ``Status`` text says beyond the state word:
+# "Exited (137) 2 minutes ago", "Up 5 seconds (health: starting)".
+_LISTED_EXIT = re.compile(r"^Exited \((-?\d+)\)")
+_LISTED_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
 
-@dataclass
+
+@dataclass(frozen=True)
 class _Snapshot:
-    """A row as read, with its task's ARN; rows are written back later."""
+    """A row as read, with its task's ARN; written back only if unchanged."""
 
     id: int
     task_arn: str
@@ -47,29 +57,64 @@ class _Snapshot:
     status: str
     meta: dict[str, Any] | None
 
+    @property
+    def ref(self) -> str:
+        return self.docker_name or self.docker_id or f"{self.task_arn}/{self.name}"
+
+    @property
+    def expected(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "docker_id": self.docker_id,
+            "docker_name": self.docker_name,
+        }
+
 
 @dataclass
-class _Changes:
-    values: dict[int, dict[str, Any]] = field(default_factory=dict)
+class _Change:
+    snap: _Snapshot
+    bucket: str
+    values: dict[str, Any]
 
-    def set(self, row_id: int, **values: Any) -> None:
-        self.values.setdefault(row_id, {}).update(values)
+
+@dataclass
+class _Listing:
+    """The one list call's answer, and which entries rows have claimed."""
+
+    entries: list[dict[str, Any]]
+    claimed: set[str] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.by_id = {str(c.get("Id")): c for c in self.entries}
+        self.by_name = {_listed_name(c): c for c in self.entries}
+
+    def claim(self, entry: Mapping[str, Any] | None) -> None:
+        if entry is not None:
+            self.claimed.add(str(entry.get("Id")))
+
+    def unclaimed(self) -> list[dict[str, Any]]:
+        return [c for c in self.entries if str(c.get("Id")) not in self.claimed]
+
+
+def _listed_name(listed: Mapping[str, Any]) -> str:
+    names = listed.get("Names") or []
+    return str(names[0]).lstrip("/") if names else str(listed.get("Id", ""))
 
 
 def _snapshots(ctx: Context) -> list[_Snapshot]:
     with ctx.db.transaction() as session:
-        rows = repo.containers_of_host(session, ctx.settings.host_id)
+        rows = repo.containers_with_arns(session, ctx.settings.host_id)
         return [
             _Snapshot(
                 id=r.id,
-                task_arn=r.task.arn,
+                task_arn=arn,
                 name=r.name,
                 docker_id=r.docker_id,
                 docker_name=r.docker_name,
                 status=r.status,
                 meta=r.meta,
             )
-            for r in rows
+            for r, arn in rows
         ]
 
 
@@ -83,12 +128,46 @@ def _mine(ctx: Context, listed: Mapping[str, Any]) -> bool:
     return host is None or host == ctx.settings.host_id
 
 
-def _ref(snap: _Snapshot) -> str:
-    return snap.docker_name or snap.docker_id or f"{snap.task_arn}/{snap.name}"
+def _listed_exit_code(listed: Mapping[str, Any]) -> int | None:
+    found = _LISTED_EXIT.match(str(listed.get("Status") or ""))
+    return int(found.group(1)) if found else None
 
 
-def _observe(ctx: Context, snap: _Snapshot, docker_id: str, changes: _Changes) -> bool:
-    """Inspect and stage what it says; False when the engine would not say."""
+def _listed_health(listed: Mapping[str, Any]) -> str | None:
+    found = _LISTED_HEALTH.search(str(listed.get("Status") or ""))
+    if found is None:
+        return None
+    return found.group(1).removeprefix("health: ")
+
+
+def _listed_state(listed: Mapping[str, Any]) -> State:
+    return _LISTED_STATES.get(str(listed.get("State", "")).lower(), State.CREATED)
+
+
+def _needs_inspect(snap: _Snapshot, listed: Mapping[str, Any]) -> bool:
+    """Whether the list entry says anything the row does not already hold.
+
+    The state word alone is not enough: a container that ran again and
+    exited again while nobody listened is "exited" both times, but with
+    another exit code, and that is the stale state recovery must not keep.
+    """
+    state = _LISTED_STATES.get(str(listed.get("State", "")).lower())
+    meta = load_metadata(snap.meta)
+    if state is None or state != snap.status or meta is None:
+        return True
+    if state == State.STOPPED:
+        code = _listed_exit_code(listed)
+        return code is not None and code != meta.exit_code
+    if state == State.RUNNING:
+        return _listed_health(listed) != meta.health
+    return False
+
+
+def _inspected(ctx: Context, snap: _Snapshot, docker_id: str) -> dict[str, Any] | None:
+    """What an inspect implies for the row; None when the engine would not say.
+
+    A failed inspect is "unknown": the row keeps what it had.
+    """
     try:
         doc = ctx.engine.inspect(docker_id)
     except BerthError as exc:
@@ -99,113 +178,186 @@ def _observe(ctx: Context, snap: _Snapshot, docker_id: str, changes: _Changes) -
             docker_id=docker_id,
             error_name=exc.error_name,
         )
-        return False
+        return None
     if doc is None:
-        changes.set(snap.id, status=State.REMOVED)
-        return True
+        return {"status": State.REMOVED}
 
     shell = ContainerRow(docker_id=snap.docker_id, meta=snap.meta)
-    changes.set(snap.id, **observed(shell, doc))
-    return True
-
-
-def _needs_inspect(snap: _Snapshot, listed: Mapping[str, Any]) -> bool:
-    state = _LISTED_STATES.get(str(listed.get("State", "")).lower())
-    return state is None or state != snap.status or not snap.meta
+    return observed(shell, doc)
 
 
 def _with_id(
     ctx: Context,
     snap: _Snapshot,
-    listed: Mapping[str, Any] | None,
-    changes: _Changes,
+    listing: _Listing,
+    changes: list[_Change],
     report: ReconcileReport,
 ) -> None:
     assert snap.docker_id is not None
+    listed = listing.by_id.get(snap.docker_id)
+    listing.claim(listed)
     if listed is None:
         if snap.status != State.REMOVED:
-            changes.set(snap.id, status=State.REMOVED)
-            report.removed.append(_ref(snap))
+            changes.append(_Change(snap, "removed", {"status": State.REMOVED}))
         return
     if not _needs_inspect(snap, listed):
         return
-    if _observe(ctx, snap, snap.docker_id, changes):
-        report.refreshed.append(_ref(snap))
+
+    values = _inspected(ctx, snap, snap.docker_id)
+    if values is None:
+        report.unknown.append(snap.ref)
     else:
-        report.unknown.append(_ref(snap))
+        bucket = "removed" if values["status"] == State.REMOVED else "refreshed"
+        changes.append(_Change(snap, bucket, values))
+
+
+def _find_own(
+    ctx: Context, snap: _Snapshot, listing: _Listing
+) -> dict[str, Any] | None:
+    """The unclaimed container this row's create made, if there is one.
+
+    By the stored name first; then by labels alone, because the name may
+    have changed after the engine held it reserved (the oldest wins, the
+    rest are duplicates and stay orphans).
+    """
+    prefix = ctx.settings.label_prefix
+    candidates = [
+        c
+        for c in listing.unclaimed()
+        if owned_by(c.get("Labels"), prefix, snap.task_arn, snap.name)
+    ]
+    by_name = [c for c in candidates if _listed_name(c) == snap.docker_name]
+    ordered = by_name or sorted(candidates, key=lambda c: int(c.get("Created") or 0))
+    return ordered[0] if ordered else None
 
 
 def _without_id(
     ctx: Context,
     snap: _Snapshot,
-    listed: Mapping[str, Any] | None,
-    changes: _Changes,
+    listing: _Listing,
+    changes: list[_Change],
     report: ReconcileReport,
 ) -> None:
-    """A named row whose create never came back: did Docker make it?"""
-    if listed is not None and owned_by(
-        listed.get("Labels"), ctx.settings.label_prefix, snap.task_arn, snap.name
-    ):
-        docker_id = str(listed["Id"])
-        changes.set(snap.id, docker_id=docker_id, status=State.CREATED)
-        if _observe(ctx, snap, docker_id, changes):
-            changes.values[snap.id].setdefault("docker_id", docker_id)
-        report.adopted.append(_ref(snap))
+    """A row whose create never came back: did Docker make it?"""
+    if snap.status == State.REMOVED:
+        # Removed by name before an ID was ever stored: nothing to adopt,
+        # and whatever still carries its labels is an orphan.
+        return
+
+    found = _find_own(ctx, snap, listing)
+    listing.claim(found)
+    if found is not None:
+        docker_id = str(found["Id"])
+        values = _inspected(ctx, snap, docker_id) or {"status": _listed_state(found)}
+        if values["status"] == State.REMOVED:
+            return
+        values.update(
+            docker_id=docker_id,
+            docker_name=_listed_name(found),
+            error_name=None,
+            error_message=None,
+        )
+        changes.append(_Change(snap, "adopted", values))
         return
 
     if snap.status == State.CREATING:
-        # Docker never made it: the row may be created again, under the
-        # same name, by the next create.
-        changes.set(snap.id, status=State.NONE)
-        report.retryable.append(_ref(snap))
+        # Docker never made it: the next create may try again, under the
+        # same stored name.
+        changes.append(_Change(snap, "retryable", {"status": State.NONE}))
 
 
-def _apply(ctx: Context, changes: _Changes) -> None:
-    if not changes.values:
+def _apply(ctx: Context, changes: list[_Change], report: ReconcileReport) -> None:
+    """Write each change if its row is still as read; report what was written."""
+    if not changes:
         return
-    now = utcnow()
     with ctx.db.transaction() as session:
-        for row_id, values in changes.values.items():
-            repo.update_container(session, row_id, updated_at=now, **values)
+        applied = [
+            change
+            for change in changes
+            if repo.update_container_if(
+                session, change.snap.id, change.snap.expected, **change.values
+            )
+        ]
+    for change in applied:
+        getattr(report, change.bucket).append(change.snap.ref)
+
+
+def _still_orphan(ctx: Context, orphan: Mapping[str, Any]) -> bool:
+    """Checked again just before removal: has a row taken it meanwhile?
+
+    A create that began after the snapshot may have made this container;
+    only a container no row can still claim is removed.
+    """
+    labels = orphan.get("Labels") or {}
+    prefix = ctx.settings.label_prefix
+    host = ctx.settings.host_id
+    with ctx.db.transaction() as session:
+        if repo.find_container_by_docker_name(session, host, _listed_name(orphan)):
+            return False
+        row = repo.find_container_of_task(
+            session,
+            host,
+            str(labels.get(prefix + TASK_ARN, "")),
+            str(labels.get(prefix + CONTAINER_NAME, "")),
+        )
+        if row is None or row.status == State.REMOVED:
+            return True
+        # A row with no ID may be a create in flight, about to store this
+        # very container; a row with another ID makes this one a duplicate.
+        return row.docker_id is not None and row.docker_id != orphan.get("Id")
+
+
+def _remove_orphan(ctx: Context, orphan: Mapping[str, Any]) -> bool:
+    docker_id = str(orphan.get("Id") or "")
+    if not docker_id or not _still_orphan(ctx, orphan):
+        return False
+    try:
+        ctx.engine.remove(docker_id)
+    except BerthError as exc:
+        log.warning(
+            "reconcile.orphan_not_removed",
+            docker_id=docker_id,
+            error_name=exc.error_name,
+            error=exc.detail,
+        )
+        return False
+    log.info("container.orphan_removed", docker_id=docker_id)
+    return True
 
 
 def _orphans(
-    ctx: Context, listed: list[dict[str, Any]], seen: set[str]
-) -> list[dict[str, Any]]:
-    return [c for c in listed if c.get("Id") not in seen and _mine(ctx, c)]
-
-
-def _listed_name(listed: Mapping[str, Any]) -> str:
-    names = listed.get("Names") or []
-    return str(names[0]).lstrip("/") if names else str(listed.get("Id", ""))
+    ctx: Context, listing: _Listing, remove: bool, report: ReconcileReport
+) -> None:
+    for orphan in listing.unclaimed():
+        if not _mine(ctx, orphan):
+            continue
+        name = _listed_name(orphan)
+        report.orphans.append(name)
+        if remove and _remove_orphan(ctx, orphan):
+            report.orphans_removed.append(name)
 
 
 def reconcile(ctx: Context, *, remove_orphans: bool = False) -> ReconcileReport:
     """Bring every row of this host in line with the engine."""
     started = time.monotonic()
-    listed = ctx.engine.list_labelled(_label(ctx))
-    by_id = {str(c.get("Id")): c for c in listed}
-    by_name = {str(n).lstrip("/"): c for c in listed for n in (c.get("Names") or [])}
+
+    # Rows first, engine second: a container removed in between is seen
+    # as removed, and a row that gained an ID in between is left alone by
+    # the compare-and-set, rather than being marked removed for a
+    # container that the list, taken earlier, could not have shown.
+    snapshots = _snapshots(ctx)
+    listing = _Listing(ctx.engine.list_labelled(_label(ctx)))
 
     report = ReconcileReport()
-    changes = _Changes()
-    seen: set[str] = set()
-    for snap in _snapshots(ctx):
+    changes: list[_Change] = []
+    for snap in snapshots:
         if snap.docker_id:
-            seen.add(snap.docker_id)
-            _with_id(ctx, snap, by_id.get(snap.docker_id), changes, report)
-        elif snap.docker_name:
-            found = by_name.get(snap.docker_name)
-            if found is not None:
-                seen.add(str(found.get("Id")))
-            _without_id(ctx, snap, found, changes, report)
-    _apply(ctx, changes)
-
-    for orphan in _orphans(ctx, listed, seen):
-        name = _listed_name(orphan)
-        report.orphans.append(name)
-        if remove_orphans and ctx.engine.remove(str(orphan["Id"])):
-            report.orphans_removed.append(name)
+            _with_id(ctx, snap, listing, changes, report)
+    for snap in snapshots:
+        if not snap.docker_id:
+            _without_id(ctx, snap, listing, changes, report)
+    _apply(ctx, changes, report)
+    _orphans(ctx, listing, remove_orphans, report)
 
     ctx.metrics.reconciled(report)
     log.info(
@@ -214,6 +366,7 @@ def reconcile(ctx: Context, *, remove_orphans: bool = False) -> ReconcileReport:
         refreshed=len(report.refreshed),
         removed=len(report.removed),
         orphans=len(report.orphans),
+        orphans_removed=len(report.orphans_removed),
         retryable=len(report.retryable),
         unknown=len(report.unknown),
         elapsed_ms=round((time.monotonic() - started) * 1000, 1),
