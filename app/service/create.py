@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +21,7 @@ from docker.constants import MINIMUM_DOCKER_API_VERSION
 from app.engine.client import NameInUseError, api_tuple
 from app.errors import (
     BerthError,
+    ContainerNotFoundError,
     DependencyNotCreatedError,
     DockerTimeoutError,
     EngineUnavailableError,
@@ -27,7 +30,7 @@ from app.errors import (
     UnsupportedDockerAPIVersionError,
 )
 from app.service.context import Context
-from app.service.labels import owned_by, ownership_labels
+from app.service.labels import CONTAINER_NAME, TASK_ARN, owned_by, ownership_labels
 from app.service.naming import docker_name
 from app.service.observe import record_inspect
 from app.service.policy import check_create_body
@@ -36,7 +39,7 @@ from app.service.spec import ContainerSpec, TaskSpec, dependency_order
 from app.service.tasks import load_container, load_task
 from app.service.views import ContainerView, State, TaskView, container_view, task_view
 from app.store import repo
-from app.store.models import ContainerRow, TaskRow
+from app.store.models import ContainerRow, TaskRow, utcnow
 
 log = structlog.get_logger(__name__)
 
@@ -44,6 +47,14 @@ log = structlog.get_logger(__name__)
 # crash recovery can be tested at the protocol's weakest points.
 CRASH_AFTER_NAME_COMMIT = "after-name-commit"
 CRASH_AFTER_DOCKER_CREATE = "after-docker-create"
+
+# After a 409, how long an empty inspect of the name is not yet believed.
+# The engine reserves a name before it registers the container, so a create
+# still in flight under that name (one sent before a crash or a timeout)
+# answers "in use" while an inspect finds nothing. Taking a fresh name then
+# would make a second container once the first create lands.
+NAME_SETTLE_S = 3.0
+NAME_SETTLE_FIRST_POLL_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -147,6 +158,13 @@ def _fresh_name(ctx: Context, plan: _Plan) -> str:
     )
 
 
+def _gone(plan: _Plan) -> ContainerNotFoundError:
+    return ContainerNotFoundError(
+        f"container {plan.container.name!r} of task {plan.task_id} was deleted "
+        "while it was being created"
+    )
+
+
 def _claim_name(ctx: Context, plan: _Plan, old: str | None) -> str:
     """Step 4: store a new Docker name durably, or learn the winner's."""
     new = _fresh_name(ctx, plan)
@@ -156,14 +174,22 @@ def _claim_name(ctx: Context, plan: _Plan, old: str | None) -> str:
 
     with ctx.db.transaction() as session:
         row = session.get(ContainerRow, plan.row_id)
-        assert row is not None and row.docker_name is not None
+        if row is None or row.docker_name is None:
+            raise _gone(plan)
         return row.docker_name
 
 
 def _name_for_create(ctx: Context, plan: _Plan) -> str:
     if plan.docker_name and plan.reuse_name:
         with ctx.db.transaction() as session:
-            repo.update_container(session, plan.row_id, status=State.CREATING)
+            kept = repo.update_container_if(
+                session,
+                plan.row_id,
+                {"docker_name": plan.docker_name},
+                status=State.CREATING,
+            )
+        if not kept:
+            raise _gone(plan)
         return plan.docker_name
     return _claim_name(ctx, plan, plan.docker_name)
 
@@ -171,10 +197,13 @@ def _name_for_create(ctx: Context, plan: _Plan) -> str:
 def _record_error(
     ctx: Context, plan: _Plan, exc: BerthError, state: State = State.NONE
 ) -> None:
+    # Only while the row has no ID: the event watcher may have adopted the
+    # container meanwhile, and an error must not hide a container we have.
     with ctx.db.transaction() as session:
-        repo.update_container(
+        repo.update_container_if(
             session,
             plan.row_id,
+            {"docker_id": None},
             status=state,
             error_name=exc.error_name,
             error_message=exc.detail,
@@ -195,37 +224,82 @@ def _ours(ctx: Context, plan: _Plan, doc: dict[str, Any]) -> bool:
     )
 
 
-def _adopt_after_conflict(ctx: Context, plan: _Plan, name: str) -> str | None:
+@dataclass(frozen=True)
+class _Made:
+    """The container a create ended with: its Docker ID and name."""
+
+    docker_id: str
+    docker_name: str
+
+
+def _adopted(plan: _Plan, docker_id: str, name: str, why: str) -> _Made:
+    log.info(
+        "container.adopted",
+        task_arn=plan.task_arn,
+        container=plan.container.name,
+        docker_name=name,
+        docker_id=docker_id,
+        reason=why,
+    )
+    return _Made(docker_id, name)
+
+
+def _inspect_settled(ctx: Context, name: str) -> dict[str, Any] | None:
+    """Inspect ``name``, giving a create in flight under it time to land."""
+    deadline = time.monotonic() + NAME_SETTLE_S
+    pause = NAME_SETTLE_FIRST_POLL_S
+    while True:
+        doc = ctx.engine.inspect(name)
+        if doc is not None or time.monotonic() >= deadline:
+            return doc
+        log.debug("container.name_settling", docker_name=name)
+        time.sleep(pause)
+        pause = min(pause * 2, 1.0)
+
+
+def _find_by_labels(ctx: Context, plan: _Plan) -> _Made | None:
+    """Ours under any name: the oldest container labelled for this one."""
+    prefix = ctx.settings.label_prefix
+    found = ctx.engine.list_labelled(
+        f"{prefix}{TASK_ARN}={plan.task_arn}",
+        f"{prefix}{CONTAINER_NAME}={plan.container.name}",
+    )
+    found.sort(key=lambda c: int(c.get("Created") or 0))
+    for entry in found:
+        names = entry.get("Names") or []
+        if entry.get("Id") and names:
+            return _Made(str(entry["Id"]), str(names[0]).lstrip("/"))
+    return None
+
+
+def _adopt_after_conflict(ctx: Context, plan: _Plan, name: str) -> _Made | None:
     """The 409 branch: adopt our own container, refuse a stranger's.
 
-    None means the engine holds the name but has no container under it.
+    None means the engine holds the name but has no container under it,
+    and no container of ours exists under another name either.
     """
-    doc = ctx.engine.inspect(name)
+    doc = _inspect_settled(ctx, name)
     if doc is None:
-        return None
+        made = _find_by_labels(ctx, plan)
+        if made is None:
+            return None
+        return _adopted(plan, made.docker_id, made.docker_name, "labels")
     if _ours(ctx, plan, doc):
-        log.info(
-            "container.adopted",
-            task_arn=plan.task_arn,
-            container=plan.container.name,
-            docker_name=name,
-            docker_id=doc.get("Id"),
-        )
-        return str(doc["Id"])
+        return _adopted(plan, str(doc["Id"]), name, "name_in_use")
     raise NameConflictError(
         f"Docker name {name} belongs to a container berth did not make for "
         f"{plan.container.name!r}; it was left untouched"
     )
 
 
-def _adopt_after_timeout(ctx: Context, plan: _Plan, name: str) -> str | None:
+def _adopt_after_timeout(ctx: Context, plan: _Plan, name: str) -> _Made | None:
     """After a lost answer: did the engine create it anyway?"""
     try:
         doc = ctx.engine.inspect(name)
     except BerthError:
         return None
     if doc is not None and _ours(ctx, plan, doc):
-        return str(doc["Id"])
+        return _adopted(plan, str(doc["Id"]), name, "lost_answer")
     return None
 
 
@@ -257,14 +331,26 @@ def _engine_create(ctx: Context, plan: _Plan, name: str) -> str:
     return ctx.engine.create(name, plan.body, plan.api_version)
 
 
-def _docker_create(ctx: Context, plan: _Plan, name: str) -> str:
-    """Step 6: create under ``name`` and come back with a Docker ID."""
+@dataclass
+class _Attempt:
+    """The name the create is trying now; a reserved name swaps it once."""
+
+    name: str
+
+
+def _create_under(ctx: Context, plan: _Plan, name: str) -> _Made | None:
+    """One create under ``name``; None when the name is held by nothing."""
     try:
-        return _engine_create(ctx, plan, name)
+        return _Made(_engine_create(ctx, plan, name), name)
     except NameInUseError:
-        adopted = _adopt_after_conflict(ctx, plan, name)
-        if adopted is not None:
-            return adopted
+        return _adopt_after_conflict(ctx, plan, name)
+
+
+def _docker_create(ctx: Context, plan: _Plan, attempt: _Attempt) -> _Made:
+    """Step 6: create under the stored name and come back with a container."""
+    made = _create_under(ctx, plan, attempt.name)
+    if made is not None:
+        return made
 
     # The engine kept the name reserved after an earlier failure although
     # no container has it: take a fresh name, durably, and try once more.
@@ -272,28 +358,28 @@ def _docker_create(ctx: Context, plan: _Plan, name: str) -> str:
         "container.name_reserved",
         task_arn=plan.task_arn,
         container=plan.container.name,
-        docker_name=name,
+        docker_name=attempt.name,
     )
-    fresh = _claim_name(ctx, plan, name)
-    try:
-        return _engine_create(ctx, plan, fresh)
-    except NameInUseError:
-        adopted = _adopt_after_conflict(ctx, plan, fresh)
-        if adopted is not None:
-            return adopted
-        raise NameConflictError(
-            f"the engine reports Docker name {fresh} in use but has no such container"
-        ) from None
+    attempt.name = _claim_name(ctx, plan, attempt.name)
+    made = _create_under(ctx, plan, attempt.name)
+    if made is not None:
+        return made
+    raise NameConflictError(
+        f"the engine reports Docker name {attempt.name} in use but has no such "
+        "container"
+    )
 
 
-def _create_or_record(ctx: Context, plan: _Plan, name: str) -> str:
+def _create_or_record(ctx: Context, plan: _Plan, name: str) -> _Made:
+    attempt = _Attempt(name)
     try:
-        return _docker_create(ctx, plan, name)
+        return _docker_create(ctx, plan, attempt)
     except (DockerTimeoutError, EngineUnavailableError) as exc:
-        adopted = _adopt_after_timeout(ctx, plan, name)
-        if adopted is not None:
-            return adopted
-        # Unknown whether it happened: leave CREATING for recovery.
+        made = _adopt_after_timeout(ctx, plan, attempt.name)
+        if made is not None:
+            return made
+        # Unknown whether it happened: leave CREATING, with the name stored,
+        # for the next create or recovery to look up.
         _record_error(ctx, plan, exc, State.CREATING)
         raise
     except BerthError as exc:
@@ -301,23 +387,49 @@ def _create_or_record(ctx: Context, plan: _Plan, name: str) -> str:
         raise
 
 
-def _finish(ctx: Context, plan: _Plan, docker_id: str) -> ContainerView:
-    """Store the ID and what an inspect says, whatever the inspect does."""
-    try:
-        doc = ctx.engine.inspect(docker_id)
-    except BerthError:
-        doc = None
-
+def _store_made(
+    ctx: Context, plan: _Plan, made: _Made, doc: dict[str, Any] | None
+) -> ContainerView | None:
+    """Store the ID, name and inspect; None when the row is gone."""
     with ctx.db.transaction() as session:
-        task, row = load_container(ctx, session, plan.task_id, plan.container.name)
+        row = session.get(ContainerRow, plan.row_id)
+        if row is None:
+            return None
+        row.docker_id = made.docker_id
+        row.docker_name = made.docker_name
         if doc is not None:
+            # Keeps the row as it is if recovery stored something newer.
             record_inspect(row, doc)
-        else:
-            row.docker_id = docker_id
+        if row.status in (State.CREATING, State.NONE):
             row.status = State.CREATED
             row.error_name = None
             row.error_message = None
-        return container_view(row, task.arn)
+            row.updated_at = utcnow()
+        return container_view(row, plan.task_arn)
+
+
+def _finish(ctx: Context, plan: _Plan, made: _Made) -> ContainerView:
+    """Store the ID and what an inspect says, whatever the inspect does."""
+    try:
+        doc = ctx.engine.inspect(made.docker_id)
+    except BerthError:
+        doc = None
+
+    view = _store_made(ctx, plan, made, doc)
+    if view is not None:
+        return view
+
+    # The task was deleted while Docker was busy creating: the container
+    # belongs to nothing, and nobody else would ever remove it.
+    try:
+        ctx.engine.remove(made.docker_id)
+    except BerthError as exc:
+        log.warning(
+            "container.orphaned",
+            docker_id=made.docker_id,
+            error_name=exc.error_name,
+        )
+    raise _gone(plan)
 
 
 def _create_locked(ctx: Context, task_id: str, name: str) -> tuple[ContainerView, bool]:
@@ -325,8 +437,9 @@ def _create_locked(ctx: Context, task_id: str, name: str) -> tuple[ContainerView
         task, row = load_container(ctx, session, task_id, name)
         if row.docker_id and row.status != State.REMOVED:
             return container_view(row, task.arn), False
-        plan = _plan(ctx, task, row)
 
+    # Planning may ask the engine its version: never inside a transaction.
+    plan = _plan(ctx, task, row)
     if plan.container.pull_policy == "always":
         _pull(ctx, plan.container.image)
 
@@ -334,30 +447,45 @@ def _create_locked(ctx: Context, task_id: str, name: str) -> tuple[ContainerView
     name_used = _name_for_create(ctx, plan)
     _crash_point(ctx, CRASH_AFTER_NAME_COMMIT)
 
-    docker_id = _create_or_record(ctx, plan, name_used)
+    made = _create_or_record(ctx, plan, name_used)
     _crash_point(ctx, CRASH_AFTER_DOCKER_CREATE)
 
-    view = _finish(ctx, plan, docker_id)
+    view = _finish(ctx, plan, made)
     log.info(
         "container.created",
         task_arn=plan.task_arn,
         container=name,
-        docker_name=view.docker_name,
-        docker_id=docker_id,
+        docker_name=made.docker_name,
+        docker_id=made.docker_id,
         elapsed_ms=round((time.monotonic() - started) * 1000, 1),
     )
     return view, True
+
+
+def _lock_key(task_id: str, name: str) -> str:
+    return f"container:{task_id}/{name}"
+
+
+@contextmanager
+def container_lock(ctx: Context, task_id: str, name: str) -> Iterator[None]:
+    """Step 1: one create (or removal) of a container at a time, host-wide."""
+    key = _lock_key(task_id, name)
+    with ctx.locks.hold(key), ctx.db.lock(key):
+        yield
+
+
+def create_in_flight(ctx: Context, task_id: str, name: str) -> bool:
+    """Whether this process is creating (or removing) the container now."""
+    return ctx.locks.busy(_lock_key(task_id, name))
 
 
 def create_container(
     ctx: Context, task_id: str, name: str
 ) -> tuple[ContainerView, bool]:
     """Create one container; returns it and whether this call created it."""
-    key = f"container:{task_id}/{name}"
     with (
         ctx.metrics.create_attempt() as attempt,
-        ctx.locks.hold(key),
-        ctx.db.lock(key),
+        container_lock(ctx, task_id, name),
     ):
         view, attempt.created = _create_locked(ctx, task_id, name)
     return view, attempt.created

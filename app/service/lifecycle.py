@@ -9,7 +9,8 @@ import structlog
 
 from app.errors import BerthError, ContainerStateError
 from app.service.context import Context
-from app.service.create import create_container
+from app.service.create import container_lock, create_container
+from app.service.labels import HOST_ID, TASK_ARN
 from app.service.observe import record_gone, record_inspect
 from app.service.request import task_volume_source
 from app.service.spec import TaskSpec, dependency_order
@@ -112,7 +113,16 @@ def stop_container(
 
 
 def remove_container(ctx: Context, task_id: str, name: str) -> ContainerView:
-    """Remove the Docker container, by ID or, when none was stored, by name."""
+    """Remove the Docker container, by ID or, when none was stored, by name.
+
+    Under the create lock: a create in flight finishes first, so its ID is
+    stored and removed here, instead of landing after the removal.
+    """
+    with container_lock(ctx, task_id, name):
+        return _remove_locked(ctx, task_id, name)
+
+
+def _remove_locked(ctx: Context, task_id: str, name: str) -> ContainerView:
     with ctx.db.transaction() as session:
         task, row = load_container(ctx, session, task_id, name)
         ref = row.docker_id or row.docker_name
@@ -151,6 +161,7 @@ def delete_task(ctx: Context, task_id: str, timeout: int) -> None:
         if name in running and timeout > 0:
             _stop_quietly(ctx, task_id, name, timeout)
         remove_container(ctx, task_id, name)
+    _remove_strays(ctx, arn)
     _remove_task_volumes(ctx, task_id, spec)
 
     with ctx.db.transaction() as session:
@@ -180,6 +191,24 @@ def _remove_task_volumes(ctx: Context, task_id: str, spec: TaskSpec) -> None:
                 error_name=exc.error_name,
                 error=exc.detail,
             )
+
+
+def _remove_strays(ctx: Context, arn: str) -> None:
+    """Remove whatever else of this host still carries the task's labels.
+
+    A create whose name changed after the engine held the old one, or a
+    duplicate left by an older version, has no row pointing at it; once
+    the rows are gone nothing would ever find it again.
+    """
+    prefix = ctx.settings.label_prefix
+    strays = ctx.engine.list_labelled(
+        f"{prefix}{TASK_ARN}={arn}", f"{HOST_ID}={ctx.settings.host_id}"
+    )
+    for stray in strays:
+        docker_id = str(stray.get("Id") or "")
+        if docker_id:
+            ctx.engine.remove(docker_id)
+            log.info("container.stray_removed", task_arn=arn, docker_id=docker_id)
 
 
 def _stop_quietly(ctx: Context, task_id: str, name: str, timeout: int) -> None:
