@@ -76,9 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         watcher = None
         if settings.events:
             # The watcher reconciles as soon as it has subscribed.
-            watcher = EventWatcher(
-                ctx, reconcile_on_connect=settings.reconcile_on_start
-            )
+            watcher = EventWatcher(ctx, reconcile_on_start=settings.reconcile_on_start)
             watcher.start()
         elif settings.reconcile_on_start:
             await anyio.to_thread.run_sync(_startup_reconcile, ctx)

@@ -18,7 +18,8 @@ from app.engine.client import EventStream
 from app.engine.metadata import ContainerMetadata
 from app.errors import BerthError
 from app.service.context import Context
-from app.service.labels import TASK_ARN
+from app.service.create import create_in_flight
+from app.service.labels import TASK_ARN, owned_by
 from app.service.observe import record_gone, record_inspect
 from app.service.reconcile import reconcile
 from app.service.views import State, load_metadata
@@ -28,9 +29,10 @@ from app.store.models import ContainerRow, utcnow
 log = structlog.get_logger(__name__)
 
 # Backoff between reconnects: quick at first, since an engine restart
-# takes seconds, then no more often than every ten seconds.
+# takes seconds, then every five seconds, which bounds how long berth stays
+# deaf after the engine is back.
 FIRST_BACKOFF_S = 0.25
-MAX_BACKOFF_S = 10.0
+MAX_BACKOFF_S = 5.0
 
 _REFRESHING = {"start", "die", "oom", "stop", "kill", "pause", "unpause", "restart"}
 
@@ -65,9 +67,9 @@ def _from_event_only(row: ContainerRow, action: str, event: dict[str, Any]) -> N
 class EventWatcher:
     """The consumer thread; ``start`` once, ``stop`` at shutdown."""
 
-    def __init__(self, ctx: Context, reconcile_on_connect: bool = True) -> None:
+    def __init__(self, ctx: Context, reconcile_on_start: bool = True) -> None:
         self.ctx = ctx
-        self.reconcile_on_connect = reconcile_on_connect
+        self.reconcile_on_start = reconcile_on_start
         self.reconnects = 0
         self.connected = threading.Event()
         self._stopping = threading.Event()
@@ -84,42 +86,54 @@ class EventWatcher:
         stream = self._stream
         if stream is not None:
             stream.close()
-        self._thread.join(wait)
+        if self._thread.ident is not None:
+            self._thread.join(wait)
 
     def _run(self) -> None:
         backoff = FIRST_BACKOFF_S
-        first = True
+        connections = 0
         while not self._stopping.is_set():
             try:
-                self._listen(first)
+                reconnect = connections > 0
+                self._subscribe(reconnect)
+                connections += 1
+                # Subscribed first, reconciled second: nothing can fall
+                # between. After a reconnect always, since the engine kept
+                # no backlog for us; a catch-up that fails is retried with
+                # the connection, never skipped.
+                if reconnect or self.reconcile_on_start:
+                    reconcile(self.ctx)
+                self.connected.set()
+                self.ctx.metrics.event_stream_connected.set(1)
                 backoff = FIRST_BACKOFF_S
+                self._listen()
             except BerthError as exc:
                 log.warning("events.unavailable", error_name=exc.error_name)
             except Exception:
                 log.exception("events.failed")
+            finally:
+                self._close_stream()
             self.connected.clear()
             self.ctx.metrics.event_stream_connected.set(0)
             if self._stopping.wait(backoff):
                 return
             backoff = min(backoff * 2, MAX_BACKOFF_S)
-            first = False
-            self.reconnects += 1
-            self.ctx.metrics.event_reconnects.inc()
 
-    def _listen(self, first: bool) -> None:
+    def _subscribe(self, reconnect: bool) -> None:
         label = self.ctx.settings.label_prefix + TASK_ARN
         self._stream = self.ctx.engine.events({"type": ["container"], "label": [label]})
-        self.connected.set()
-        self.ctx.metrics.event_stream_connected.set(1)
-        log.info("events.connected", reconnect=not first)
+        if reconnect:
+            self.reconnects += 1
+            self.ctx.metrics.event_reconnects.inc()
+        log.info("events.connected", reconnect=reconnect)
 
-        # Subscribed first, reconciled second: nothing can fall between.
-        if self.reconcile_on_connect:
-            try:
-                reconcile(self.ctx)
-            except BerthError as exc:
-                log.warning("reconcile.failed", error_name=exc.error_name)
+    def _close_stream(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            stream.close()
 
+    def _listen(self) -> None:
+        assert self._stream is not None
         for event in self._stream:
             if self._stopping.is_set():
                 return
@@ -135,10 +149,59 @@ class EventWatcher:
         docker_id = str((event.get("Actor") or {}).get("ID") or "")
         if not docker_id:
             return
-        if action == "destroy":
+        if action == "create":
+            if self._adopt(docker_id, event):
+                self._apply(docker_id, action, event, inspect=True)
+        elif action == "destroy":
             self._apply(docker_id, action, event, inspect=False)
         elif action in _REFRESHING or action.startswith("health_status"):
             self._apply(docker_id, action, event, inspect=True)
+
+    def _adopt(self, docker_id: str, event: dict[str, Any]) -> bool:
+        """Store the ID of a container made under a name a row waits on.
+
+        That is the late answer to a create whose call timed out: the
+        engine finished it after berth stopped waiting.
+        """
+        attributes = (event.get("Actor") or {}).get("Attributes") or {}
+        name = str(attributes.get("name") or "")
+        if not name:
+            return False
+
+        ctx = self.ctx
+        with ctx.db.transaction() as session:
+            row = repo.find_container_by_docker_name(
+                session, ctx.settings.host_id, name
+            )
+            if row is None or row.docker_id is not None:
+                return False
+            if create_in_flight(ctx, row.task_id, row.name):
+                # Its own create is about to store this ID, with an inspect.
+                return False
+            if not owned_by(
+                attributes, ctx.settings.label_prefix, row.task.arn, row.name
+            ):
+                return False
+            adopted = repo.update_container_if(
+                session,
+                row.id,
+                {"docker_id": None, "docker_name": name},
+                docker_id=docker_id,
+                status=State.CREATED,
+                error_name=None,
+                error_message=None,
+            )
+            arn, container = row.task.arn, row.name
+        if adopted:
+            log.info(
+                "container.adopted",
+                task_arn=arn,
+                container=container,
+                docker_name=name,
+                docker_id=docker_id,
+                reason="create_event",
+            )
+        return adopted
 
     def _apply(
         self, docker_id: str, action: str, event: dict[str, Any], inspect: bool

@@ -201,7 +201,7 @@ def ending_context(settings: Settings) -> Iterator[Context]:
 
 def test_event_stream_reconnects_are_counted(ending_context: Context) -> None:
     """Each lost event stream counts one reconnect."""
-    watcher = EventWatcher(ending_context, reconcile_on_connect=True)
+    watcher = EventWatcher(ending_context, reconcile_on_start=True)
 
     watcher.start()
     deadline = time.monotonic() + 10
