@@ -10,6 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from app.config import Settings
+from app.errors import BerthError
 from app.logs import configure as configure_logging
 
 
@@ -81,6 +82,10 @@ def _reconcile(args: argparse.Namespace, settings: Settings) -> int:
     ctx = build_context(settings)
     try:
         report = reconcile(ctx, remove_orphans=args.remove_orphans)
+    except BerthError as exc:
+        message = f"berth: reconcile failed: {exc.error_name}: {exc.detail}"
+        print(message, file=sys.stderr)
+        return 1
     finally:
         ctx.engine.close()
         ctx.db.dispose()
