@@ -28,8 +28,11 @@ def _run(*args: str) -> None:
 class PrivateEngine:
     """A second ``dockerd``; ``start`` it, ``pause``/``resume`` it, ``close`` it."""
 
-    def __init__(self, root: Path, subnet_octet: int = 77) -> None:
+    def __init__(
+        self, root: Path, subnet_octet: int = 77, extra_args: tuple[str, ...] = ()
+    ) -> None:
         self.root = root
+        self.extra_args = extra_args
         self.tag = uuid.uuid4().hex[:6]
         self.bridge = f"brt{self.tag}"
         self.bip = f"10.{subnet_octet}.{int(self.tag[:2], 16)}.1/24"
@@ -67,6 +70,7 @@ class PrivateEngine:
                 self.bridge,
                 "--iptables=false",
                 "--ip-masq=false",
+                *self.extra_args,
             ],
             stdout=log,
             stderr=subprocess.STDOUT,

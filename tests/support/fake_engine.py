@@ -1,0 +1,250 @@
+"""A fake of berth's own :class:`app.engine.client.Engine` interface.
+
+Not of docker-py: it keeps containers in a dict, counts every call, and
+lets a test script the faults a real engine cannot be made to produce on
+demand (a name held with no container behind it, say). Every call that
+takes a container reference refuses an empty one, as the real adapter
+does, and records it.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from app.engine.client import EngineVersion, NameInUseError
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class FakeStream:
+    """An event stream that a test feeds, and ends, by hand."""
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self._events: queue.Queue[object] = queue.Queue()
+
+    def put(self, event: dict[str, Any]) -> None:
+        self._events.put(event)
+
+    def end(self) -> None:
+        """What docker-py does when the engine restarts: just stop."""
+        self._events.put(self._END)
+
+    def close(self) -> None:
+        self.end()
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        while (event := self._events.get()) is not self._END:
+            assert isinstance(event, dict)
+            yield event
+
+
+class FakeEngine:
+    """Containers in memory; ``fail`` and ``hooks`` script the faults."""
+
+    def __init__(self) -> None:
+        self.containers: dict[str, dict[str, Any]] = {}
+        self.calls: Counter[str] = Counter()
+        self.refs: list[str] = []
+        self.streams: list[FakeStream] = []
+        # call name -> exceptions to raise, one per call, in order
+        self.fail: dict[str, list[BaseException]] = {}
+        # call name -> functions run before the call does its work
+        self.hooks: dict[str, list[Callable[..., None]]] = {}
+        # names the engine claims are in use with no container behind them
+        self.reserved: set[str] = set()
+        self._guard = threading.Lock()
+
+    # -- scripting ---------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        labels: Mapping[str, str],
+        status: str = "created",
+        exit_code: int = 0,
+    ) -> str:
+        """Put a container on the fake engine, as if someone made it."""
+        docker_id = uuid.uuid4().hex + uuid.uuid4().hex
+        self.containers[docker_id] = {
+            "Id": docker_id,
+            "Name": "/" + name,
+            "Created": "2024-01-01T00:00:00Z",
+            "Config": {"Labels": dict(labels)},
+            "State": _state(status, exit_code),
+            "NetworkSettings": {"Ports": {}},
+            "Mounts": [],
+        }
+        return docker_id
+
+    def set_state(self, docker_id: str, status: str, exit_code: int = 0) -> None:
+        self.containers[docker_id]["State"] = _state(status, exit_code)
+
+    def _run(self, call: str, *args: Any) -> None:
+        with self._guard:
+            self.calls[call] += 1
+            failures = self.fail.get(call)
+            failure = failures.pop(0) if failures else None
+        for hook in self.hooks.get(call, []):
+            hook(*args)
+        if failure is not None:
+            raise failure
+
+    def _ref(self, ref: str) -> None:
+        self.refs.append(ref)
+        if not ref or not ref.strip():
+            raise ValueError("a Docker call needs a container ID or name")
+
+    def _find(self, ref: str) -> dict[str, Any] | None:
+        for doc in self.containers.values():
+            if doc["Id"] == ref or doc["Name"] == "/" + ref:
+                return doc
+        return None
+
+    def by_labels(self, **wanted: str) -> list[dict[str, Any]]:
+        return [
+            d
+            for d in self.containers.values()
+            if all(d["Config"]["Labels"].get(k) == v for k, v in wanted.items())
+        ]
+
+    # -- the Engine interface ---------------------------------------------
+
+    def version(self) -> EngineVersion:
+        self._run("version")
+        return EngineVersion("20.10.24", "1.41", "1.12")
+
+    def ping(self) -> None:
+        self._run("ping")
+
+    def create(
+        self, name: str, body: Mapping[str, Any], api_version: str | None = None
+    ) -> str:
+        self._run("create", name, body)
+        if name in self.reserved or self._find(name) is not None:
+            raise NameInUseError(f"Conflict. The container name /{name} is in use")
+        return self.add(name, body.get("Labels") or {})
+
+    def inspect(self, ref: str) -> dict[str, Any] | None:
+        self._ref(ref)
+        self._run("inspect", ref)
+        doc = self._find(ref)
+        return dict(doc) if doc is not None else None
+
+    def start(self, ref: str) -> None:
+        self._ref(ref)
+        self._run("start", ref)
+
+    def stop(self, ref: str, timeout: int) -> None:
+        self._ref(ref)
+        self._run("stop", ref)
+
+    def remove(self, ref: str) -> bool:
+        self._ref(ref)
+        self._run("remove", ref)
+        doc = self._find(ref)
+        if doc is None:
+            return False
+        del self.containers[doc["Id"]]
+        return True
+
+    def list_labelled(self, *labels: str) -> list[dict[str, Any]]:
+        self._run("list_labelled", *labels)
+        return [_listed(d) for d in self.containers.values() if _has(d, labels)]
+
+    def events(self, filters: Mapping[str, Any]) -> FakeStream:
+        self._run("events", filters)
+        stream = FakeStream()
+        self.streams.append(stream)
+        return stream
+
+    def image_present(self, image: str) -> bool:
+        self._run("image_present", image)
+        return True
+
+    def pull(self, image: str, auth: Mapping[str, str] | None, timeout: float) -> None:
+        self._run("pull", image)
+
+    def close(self) -> None:
+        self._run("close")
+
+
+def _state(status: str, exit_code: int) -> dict[str, Any]:
+    running = status == "running"
+    finished = "2024-01-01T00:01:00Z" if status == "exited" else ZERO_TIME
+    return {
+        "Status": status,
+        "Running": running,
+        "ExitCode": exit_code,
+        "StartedAt": "2024-01-01T00:00:30Z" if status != "created" else ZERO_TIME,
+        "FinishedAt": finished,
+        "OOMKilled": False,
+        "Error": "",
+    }
+
+
+def _has(doc: Mapping[str, Any], labels: tuple[str, ...]) -> bool:
+    have = doc["Config"]["Labels"]
+    for label in labels:
+        key, sep, value = label.partition("=")
+        if key not in have or (sep and have[key] != value):
+            return False
+    return True
+
+
+def _listed(doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The list entry Docker gives for a container, as far as berth reads it."""
+    state = doc["State"]
+    status = {
+        "running": "Up 5 seconds",
+        "exited": f"Exited ({state['ExitCode']}) 5 seconds ago",
+        "created": "Created",
+    }.get(state["Status"], state["Status"])
+    return {
+        "Id": doc["Id"],
+        "Names": [doc["Name"]],
+        "Created": 1704067200,
+        "Labels": dict(doc["Config"]["Labels"]),
+        "State": state["Status"],
+        "Status": status,
+    }
+
+
+def fake_context(settings: Any) -> tuple[Any, FakeEngine]:
+    """berth's service context on a migrated SQLite file and a fake engine."""
+    from app.service.context import Context
+    from app.store.db import Database
+    from app.store.migrate import upgrade
+
+    upgrade(settings.resolved_database_url)
+    engine = FakeEngine()
+    ctx = Context(
+        settings=settings, db=Database(settings.resolved_database_url), engine=engine
+    )
+    return ctx, engine
+
+
+def register(ctx: Any, arn: str, *names: str) -> str:
+    """Register a task of busybox containers; returns its ID."""
+    from app.service.spec import TaskSpec
+    from app.service.tasks import register_task
+
+    spec = TaskSpec.model_validate(
+        {
+            "arn": arn,
+            "family": "fake",
+            "version": "1",
+            "containers": [
+                {"name": n, "image": "busybox", "command": ["true"]}
+                for n in names or ("main",)
+            ],
+        }
+    )
+    view, _ = register_task(ctx, spec)
+    return view.id
