@@ -1,0 +1,254 @@
+"""Recovery against a fake of berth's Engine interface: what it decides, and
+how few calls it makes to decide it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.config import Settings
+from app.errors import CannotInspectContainerError
+from app.service.create import create_container
+from app.service.reconcile import reconcile
+from app.service.tasks import get_container
+from app.service.views import State
+from app.store import repo
+from tests.conftest import unique_arn
+from tests.support.fake_engine import FakeEngine, fake_context, register
+
+LABEL = "com.amazonaws.ecs."
+
+
+@pytest.fixture
+def fake(settings: Settings) -> tuple[Any, FakeEngine]:
+    return fake_context(settings)
+
+
+def _labels(arn: str, name: str, host: str) -> dict[str, str]:
+    return {
+        LABEL + "task-arn": arn,
+        LABEL + "container-name": name,
+        "io.berth.host-id": host,
+    }
+
+
+def _name_only(ctx: Any, task_id: str, name: str, docker_name: str) -> None:
+    """The state a crash right after the name commit leaves behind."""
+    with ctx.db.transaction() as session:
+        row = repo.get_container(session, task_id, name)
+        assert row is not None
+        repo.update_container(
+            session, row.id, docker_name=docker_name, status=State.CREATING
+        )
+
+
+def test_rows_in_step_cost_one_list_and_no_inspect(fake: Any) -> None:
+    """Twenty rows that agree with the engine: one list call, not one inspect."""
+    ctx, engine = fake
+    names = [f"c{i}" for i in range(20)]
+    task_id = register(ctx, unique_arn(), *names)
+    for name in names:
+        create_container(ctx, task_id, name)
+    engine.calls.clear()
+
+    report = reconcile(ctx)
+
+    assert engine.calls == {"list_labelled": 1}
+    assert report.refreshed == [] and report.removed == [] and report.orphans == []
+
+
+def test_only_the_rows_that_moved_are_inspected(fake: Any) -> None:
+    """One of three containers exited behind berth's back: one inspect."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn(), "a", "b", "c")
+    views = [create_container(ctx, task_id, n)[0] for n in ("a", "b", "c")]
+    engine.set_state(views[1].docker_id, "exited", 3)
+    engine.calls.clear()
+
+    report = reconcile(ctx)
+
+    assert engine.calls == {"list_labelled": 1, "inspect": 1}
+    assert report.refreshed == [views[1].docker_name]
+    after = get_container(ctx, task_id, "b")
+    assert (after.status, after.exit_code) == (State.STOPPED, 3)
+
+
+def test_an_exit_code_that_changed_while_nobody_listened_is_refreshed(
+    fake: Any,
+) -> None:
+    """Exited, ran again, exited again with another code: not stale."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn())
+    view, _ = create_container(ctx, task_id, "main")
+    engine.set_state(view.docker_id, "exited", 0)
+    reconcile(ctx)
+    engine.set_state(view.docker_id, "exited", 137)
+
+    report = reconcile(ctx)
+
+    assert report.refreshed == [view.docker_name]
+    assert get_container(ctx, task_id, "main").exit_code == 137
+
+
+def test_a_container_gone_from_the_engine_is_removed(fake: Any) -> None:
+    """No entry in the list for a row's ID: the row becomes REMOVED."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn())
+    view, _ = create_container(ctx, task_id, "main")
+    engine.containers.clear()
+
+    report = reconcile(ctx)
+
+    assert report.removed == [view.docker_name]
+    assert get_container(ctx, task_id, "main").status == State.REMOVED
+
+
+def test_a_failed_inspect_is_unknown_and_changes_nothing(fake: Any) -> None:
+    """The engine lists it as exited but will not inspect it: row kept."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn())
+    view, _ = create_container(ctx, task_id, "main")
+    engine.set_state(view.docker_id, "exited", 1)
+    engine.fail["inspect"] = [CannotInspectContainerError("boom")]
+
+    report = reconcile(ctx)
+
+    assert report.unknown == [view.docker_name]
+    after = get_container(ctx, task_id, "main")
+    assert (after.status, after.docker_id) == (State.CREATED, view.docker_id)
+
+
+def test_a_name_left_by_a_crash_is_adopted_when_docker_made_it(
+    fake: Any, host_id: str
+) -> None:
+    """CREATING with a stored name, and the engine has it: adopt the ID."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    _name_only(ctx, task_id, "main", "ecs-fake-1-main-abc")
+    docker_id = engine.add("ecs-fake-1-main-abc", _labels(arn, "main", host_id))
+
+    report = reconcile(ctx)
+
+    assert report.adopted == ["ecs-fake-1-main-abc"]
+    after = get_container(ctx, task_id, "main")
+    assert (after.status, after.docker_id) == (State.CREATED, docker_id)
+
+
+def test_a_name_left_by_a_crash_is_retryable_when_docker_never_made_it(
+    fake: Any,
+) -> None:
+    """CREATING, nothing on the engine: NONE, and the name is kept."""
+    ctx, _ = fake
+    task_id = register(ctx, unique_arn())
+    _name_only(ctx, task_id, "main", "ecs-fake-1-main-abc")
+
+    report = reconcile(ctx)
+
+    assert report.retryable == ["ecs-fake-1-main-abc"]
+    after = get_container(ctx, task_id, "main")
+    assert (after.status, after.docker_name) == (State.NONE, "ecs-fake-1-main-abc")
+
+
+def test_ours_under_an_older_name_is_adopted_by_its_labels(
+    fake: Any, host_id: str
+) -> None:
+    """The row's name moved on, but a container with its labels exists."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    _name_only(ctx, task_id, "main", "ecs-fake-1-main-new")
+    docker_id = engine.add("ecs-fake-1-main-old", _labels(arn, "main", host_id))
+
+    report = reconcile(ctx)
+
+    assert report.adopted == ["ecs-fake-1-main-new"]
+    after = get_container(ctx, task_id, "main")
+    assert (after.docker_id, after.docker_name) == (docker_id, "ecs-fake-1-main-old")
+
+
+def test_orphans_are_reported_and_removed_only_when_asked(
+    fake: Any, host_id: str
+) -> None:
+    """A labelled container with no row: reported; removed on request."""
+    ctx, engine = fake
+    orphan = engine.add("stranger", _labels(unique_arn(), "x", host_id))
+    engine.add("elsewhere", _labels(unique_arn(), "x", "another-host"))
+
+    kept = reconcile(ctx)
+    removed = reconcile(ctx, remove_orphans=True)
+
+    assert kept.orphans == ["stranger"] and kept.orphans_removed == []
+    assert removed.orphans_removed == ["stranger"]
+    assert orphan not in engine.containers
+    assert len(engine.containers) == 1
+
+
+def test_a_duplicate_of_a_created_container_is_an_orphan(
+    fake: Any, host_id: str
+) -> None:
+    """Two containers with one row's labels: the row's own one stays."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    view, _ = create_container(ctx, task_id, "main")
+    duplicate = engine.add("duplicate", _labels(arn, "main", host_id))
+
+    report = reconcile(ctx, remove_orphans=True)
+
+    assert report.orphans_removed == ["duplicate"]
+    assert duplicate not in engine.containers
+    assert view.docker_id in engine.containers
+
+
+def test_a_create_landing_during_reconcile_is_not_undone(
+    fake: Any, host_id: str
+) -> None:
+    """A row that gains its ID while reconcile runs keeps it, not NONE."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    _name_only(ctx, task_id, "main", "ecs-fake-1-main-abc")
+    landed: list[str] = []
+
+    def create_lands(*_filters: str) -> None:
+        # The create in flight stores its ID after reconcile read the rows
+        # and before the engine lists its containers.
+        landed.append(engine.add("elsewhere", {}))
+        with ctx.db.transaction() as session:
+            row = repo.get_container(session, task_id, "main")
+            assert row is not None
+            repo.update_container(
+                session, row.id, docker_id=landed[0], status=State.CREATED
+            )
+
+    engine.hooks["list_labelled"] = [create_lands]
+
+    report = reconcile(ctx)
+
+    after = get_container(ctx, task_id, "main")
+    assert (after.status, after.docker_id) == (State.CREATED, landed[0])
+    assert report.retryable == []
+
+
+def test_an_orphan_that_a_row_claims_meanwhile_is_not_removed(
+    fake: Any, host_id: str
+) -> None:
+    """A container made by a create that began after the rows were read."""
+    ctx, engine = fake
+    arn = unique_arn()
+
+    def create_meanwhile(*_filters: str) -> None:
+        task_id = register(ctx, arn)
+        _name_only(ctx, task_id, "main", "ecs-fake-1-main-abc")
+        engine.add("ecs-fake-1-main-abc", _labels(arn, "main", host_id))
+
+    engine.hooks["list_labelled"] = [create_meanwhile]
+
+    report = reconcile(ctx, remove_orphans=True)
+
+    assert report.orphans == ["ecs-fake-1-main-abc"]
+    assert report.orphans_removed == []
+    assert engine.calls["remove"] == 0
+    assert len(engine.containers) == 1
