@@ -1,0 +1,156 @@
+"""Recovery on a real engine: POST /v1/reconcile and ``berth reconcile``.
+
+The event watcher is off here, so that what changes is reconcile's doing
+and not the watcher's.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import docker
+import pytest
+from fastapi.testclient import TestClient
+
+from app.config import Settings
+from app.main import create_app
+from app.store.migrate import upgrade
+from tests.conftest import TEST_IMAGE, unique_arn
+from tests.support.recovery import (
+    container,
+    eventually,
+    our_labels,
+    server_env,
+    task_body,
+)
+
+
+@pytest.fixture
+def quiet(settings: Settings) -> Iterator[TestClient]:
+    """berth in-process with no event watcher."""
+    quiet_settings = settings.model_copy(update={"events": False})
+    upgrade(quiet_settings.resolved_database_url)
+    with TestClient(create_app(quiet_settings)) as client:
+        yield client
+
+
+def _created(client: TestClient, body: dict) -> tuple[str, dict]:
+    task = client.post("/v1/tasks", json=body).json()
+    name = body["containers"][0]["name"]
+    view = client.post(f"/v1/tasks/{task['id']}/containers/{name}/create")
+    assert view.status_code == 201, view.text
+    return task["id"], view.json()
+
+
+def _orphan(api: docker.APIClient, host_id: str) -> str:
+    name = f"orphan-{uuid.uuid4().hex[:12]}"
+    api.create_container(
+        TEST_IMAGE,
+        ["sleep", "30"],
+        name=name,
+        labels=our_labels(unique_arn(), "stray", host_id),
+    )
+    return name
+
+
+def test_a_container_removed_behind_berths_back_is_removed_after_reconcile(
+    quiet: TestClient, docker_api: docker.APIClient
+) -> None:
+    """``docker rm -f`` then reconcile: REMOVED, and named in the report."""
+    task_id, view = _created(quiet, task_body(unique_arn()))
+    docker_api.remove_container(view["docker_id"], force=True)
+
+    report = quiet.post("/v1/reconcile").json()
+
+    assert report["removed"] == [view["docker_name"]]
+    after = quiet.get(f"/v1/tasks/{task_id}/containers/main").json()
+    assert after["status"] == "REMOVED"
+
+
+def test_a_labelled_container_berth_never_made_is_an_orphan(
+    quiet: TestClient, docker_api: docker.APIClient, host_id: str
+) -> None:
+    """Reported as an orphan; removed only with ``remove_orphans=true``."""
+    name = _orphan(docker_api, host_id)
+
+    reported = quiet.post("/v1/reconcile").json()
+    still_there = docker_api.containers(all=True, filters={"name": name})
+    removed = quiet.post("/v1/reconcile", params={"remove_orphans": "true"}).json()
+
+    assert reported["orphans"] == [name] and reported["orphans_removed"] == []
+    assert still_there
+    assert removed["orphans_removed"] == [name]
+    assert docker_api.containers(all=True, filters={"name": name}) == []
+
+
+def test_an_exit_that_happened_while_nobody_listened_is_not_stale(
+    quiet: TestClient, docker_api: docker.APIClient
+) -> None:
+    """It ran again and exited with another code: reconcile says so."""
+    once = "test -f /ran && exit 3; touch /ran; exit 0"
+    body = task_body(unique_arn(), container("main", "sh", "-c", once))
+    task_id, view = _created(quiet, body)
+    quiet.post(f"/v1/tasks/{task_id}/containers/main/start")
+    url = f"/v1/tasks/{task_id}/containers/main"
+    eventually(
+        lambda: (
+            quiet.get(url, params={"refresh": "true"}).json()["status"] == "STOPPED"
+        ),
+        10,
+    )
+    first = quiet.get(url).json()["exit_code"]
+    docker_api.start(view["docker_id"])
+    docker_api.wait(view["docker_id"], timeout=30)
+
+    report = quiet.post("/v1/reconcile").json()
+
+    assert first == 0
+    assert report["refreshed"] == [view["docker_name"]]
+    assert quiet.get(url).json()["exit_code"] == 3
+
+
+def test_the_cli_reports_and_removes_orphans(
+    settings: Settings, docker_api: docker.APIClient, host_id: str
+) -> None:
+    """``berth reconcile --remove-orphans`` prints the report as JSON."""
+    upgrade(settings.resolved_database_url)
+    name = _orphan(docker_api, host_id)
+
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "reconcile", "--remove-orphans"],
+        env={**server_env(settings), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["orphans"] == [name] and report["orphans_removed"] == [name]
+    assert docker_api.containers(all=True, filters={"name": name}) == []
+
+
+def test_the_cli_says_when_the_engine_is_unreachable(
+    settings: Settings, tmp_path
+) -> None:
+    """No engine: a one-line named error and exit status 1, no traceback."""
+    upgrade(settings.resolved_database_url)
+    env = server_env(settings, BERTH_DOCKER_HOST=f"unix://{tmp_path}/none.sock")
+
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "reconcile"],
+        env={**env, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert done.returncode == 1
+    assert "EngineUnavailableError" in done.stderr
+    assert "Traceback" not in done.stderr
