@@ -154,6 +154,11 @@ class FakeEngine:
         del self.containers[doc["Id"]]
         return True
 
+    def remove_volume(self, name: str) -> bool:
+        self._ref(name)
+        self._run("remove_volume", name)
+        return False
+
     def list_labelled(self, *labels: str) -> list[dict[str, Any]]:
         self._run("list_labelled", *labels)
         return [_listed(d) for d in self.containers.values() if _has(d, labels)]
