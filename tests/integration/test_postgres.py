@@ -278,7 +278,9 @@ def test_a_crash_mid_create_is_recovered_by_the_other_server(
         adopted = client.post(path)
 
     made = _engine_ids(docker_api, host_id)
-    assert adopted.status_code == 201
+    # 200 when the survivor's event watcher saw the container's create event
+    # and adopted it before the request came: either way, no second one.
+    assert adopted.status_code in (200, 201)
     assert made == {adopted.json()["docker_id"]}
     _wait_exited(crasher)
 
