@@ -81,9 +81,10 @@ def test_a_labelled_container_berth_never_made_is_an_orphan(
     still_there = docker_api.containers(all=True, filters={"name": name})
     removed = quiet.post("/v1/reconcile", params={"remove_orphans": "true"}).json()
 
-    assert reported["orphans"] == [name] and reported["orphans_removed"] == []
+    # Membership, not equality: the shared engine may hold other orphans.
+    assert name in reported["orphans"] and reported["orphans_removed"] == []
     assert still_there
-    assert removed["orphans_removed"] == [name]
+    assert name in removed["orphans_removed"]
     assert docker_api.containers(all=True, filters={"name": name}) == []
 
 
@@ -131,7 +132,7 @@ def test_the_cli_reports_and_removes_orphans(
 
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
-    assert report["orphans"] == [name] and report["orphans_removed"] == [name]
+    assert name in report["orphans"] and name in report["orphans_removed"]
     assert docker_api.containers(all=True, filters={"name": name}) == []
 
 
