@@ -5,13 +5,20 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import json
+import os
 import socket
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 from app.config import Settings
 from app.errors import BerthError
 from app.logs import configure as configure_logging
+
+# A Unix socket is made for berth's own user only: whoever can connect can
+# run containers. Widen it with --uds-mode (a group, say) on purpose.
+DEFAULT_UDS_MODE = "600"
 
 
 def _is_loopback(host: str) -> bool:
@@ -23,19 +30,62 @@ def _is_loopback(host: str) -> bool:
         pass
     try:
         infos = socket.getaddrinfo(host, None)
-    except OSError:
+        return all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+    except (OSError, ValueError):
         return False
-    return all(ipaddress.ip_address(i[4][0]).is_loopback for i in infos)
+
+
+def _fail(message: str) -> int:
+    print(f"berth: {message}", file=sys.stderr)
+    return 2
+
+
+def _token_problem(args: argparse.Namespace, settings: Settings) -> str | None:
+    """Why serving as asked would be unsafe or impossible, if it would."""
+    try:
+        token = settings.token
+    except OSError as exc:
+        return f"cannot read the API token file {settings.api_token_file}: {exc}"
+    if args.uds is None and token is None and not _is_loopback(args.host):
+        return (
+            f"refusing to listen on {args.host} without an API token; set "
+            "BERTH_API_TOKEN or BERTH_API_TOKEN_FILE, or bind to 127.0.0.1"
+        )
+    return None
+
+
+def _remove_stale_socket(path: Path) -> None:
+    """Remove a socket nobody listens on; refuse to touch anything else."""
+    if not path.exists() and not path.is_symlink():
+        return
+    if not path.is_socket():
+        raise OSError(f"{path} exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:
+            path.unlink()
+            return
+    raise OSError(f"another process is serving on {path}")
+
+
+def _bind_unix_socket(path: Path, mode: int) -> socket.socket:
+    _remove_stale_socket(path)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # Created owner-only, so nobody can connect in the moment before chmod.
+    previous = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+    finally:
+        os.umask(previous)
+    os.chmod(path, mode)
+    return sock
 
 
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
-    if args.uds is None and not _is_loopback(args.host) and settings.token is None:
-        print(
-            f"berth: refusing to listen on {args.host} without an API token; "
-            "set BERTH_API_TOKEN or BERTH_API_TOKEN_FILE, or bind to 127.0.0.1",
-            file=sys.stderr,
-        )
-        return 2
+    problem = _token_problem(args, settings)
+    if problem is not None:
+        return _fail(problem)
 
     # Logging first: whatever the imports below warn about is logged too.
     configure_logging(settings.log_level, settings.log_format)
@@ -46,15 +96,26 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     from app.store.migrate import upgrade
 
     upgrade(settings.resolved_database_url)
-    uvicorn.run(
-        create_app(settings),
-        host=args.host,
-        port=args.port,
-        uds=args.uds,
-        log_config=None,
-        access_log=True,
-        timeout_graceful_shutdown=10,
-    )
+    listen: dict[str, Any] = {"host": args.host, "port": args.port}
+    sock = None
+    if args.uds is not None:
+        try:
+            sock = _bind_unix_socket(Path(args.uds), int(args.uds_mode, 8))
+        except OSError as exc:
+            return _fail(f"cannot serve on {args.uds}: {exc}")
+        listen = {"fd": sock.fileno()}
+    try:
+        uvicorn.run(
+            create_app(settings),
+            **listen,
+            log_config=None,
+            access_log=True,
+            timeout_graceful_shutdown=10,
+        )
+    finally:
+        if sock is not None:
+            sock.close()
+            Path(args.uds).unlink(missing_ok=True)
     return 0
 
 
@@ -101,6 +162,16 @@ def _openapi(_args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _octal_mode(text: str) -> str:
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an octal mode: {text!r}") from None
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"not a permission mode: {text!r}")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     top = argparse.ArgumentParser(
         prog="berth",
@@ -119,7 +190,16 @@ def parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind")
     serve.add_argument("--port", type=int, default=8000, help="port to bind")
-    serve.add_argument("--uds", default=None, help="serve on this Unix socket")
+    serve.add_argument(
+        "--uds", default=None, help="serve on this Unix socket instead of TCP"
+    )
+    serve.add_argument(
+        "--uds-mode",
+        default=DEFAULT_UDS_MODE,
+        type=_octal_mode,
+        help="permissions of the Unix socket, in octal (default: %(default)s, "
+        "berth's user only)",
+    )
     serve.set_defaults(run=_serve)
 
     db = commands.add_parser(

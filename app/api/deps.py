@@ -22,15 +22,33 @@ def get_context(request: Request) -> Context:
 ContextDep = Annotated[Context, Depends(get_context)]
 
 
+def check_bearer(expected: str | None, authorization: str | None) -> None:
+    """Raise AuthenticationError unless ``authorization`` carries the token.
+
+    No token configured means the API is open (berth then listens on
+    loopback only). The comparison takes the same time wherever the first
+    difference is.
+    """
+    if expected is None:
+        return
+    scheme, _, given = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        raise AuthenticationError("send the API token as 'Authorization: Bearer …'")
+    if not hmac.compare_digest(given.strip().encode(), expected.encode()):
+        raise AuthenticationError("the API token is not valid")
+
+
 def require_token(
     ctx: ContextDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
-    """Demand the configured bearer token; without one configured, pass."""
-    expected = ctx.settings.token
-    if expected is None:
-        return
-    if credentials is None or credentials.scheme.lower() != "bearer":
-        raise AuthenticationError("send the API token as 'Authorization: Bearer …'")
-    if not hmac.compare_digest(credentials.credentials.encode(), expected.encode()):
-        raise AuthenticationError("the API token is not valid")
+    """Demand the configured bearer token; without one configured, pass.
+
+    The ``TokenGate`` middleware has already checked the header before the
+    body was read; this dependency documents the scheme in the OpenAPI
+    document and guards any route mounted without the middleware.
+    """
+    header = None
+    if credentials is not None:
+        header = f"{credentials.scheme} {credentials.credentials}"
+    check_bearer(ctx.settings.token, header)

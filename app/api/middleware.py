@@ -1,15 +1,19 @@
-"""ASGI middleware: request IDs and the request-size cap."""
+"""ASGI middleware: request IDs, the token gate and the request-size cap."""
 
 from __future__ import annotations
 
 import uuid
 
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from app.api.deps import check_bearer
 from app.api.problems import problem_response
+from app.errors import AuthenticationError
 
 REQUEST_ID_HEADER = "x-request-id"
+GUARDED_PREFIX = "/v1"
 
 
 class RequestContext:
@@ -39,8 +43,54 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
 
 
-class _TooLarge(Exception):
-    pass
+class TokenGate:
+    """Demand the API token on every ``/v1`` path before anything else.
+
+    Checked here, ahead of routing and body parsing, so that a caller
+    without the token learns nothing but 401: not whether a route exists,
+    not what is wrong with its body.
+    """
+
+    def __init__(self, app: ASGIApp, token: str | None) -> None:
+        self.app = app
+        self.token = token
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not _guarded(scope.get("path", "")):
+            await self.app(scope, receive, send)
+            return
+
+        headers = dict(scope.get("headers") or [])
+        header = headers.get(b"authorization")
+        try:
+            check_bearer(self.token, header.decode("latin-1") if header else None)
+        except AuthenticationError as exc:
+            response = problem_response(
+                exc.status,
+                exc.error_name,
+                exc.detail,
+                exc.title,
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+            await response(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+
+def _guarded(path: str) -> bool:
+    return path == GUARDED_PREFIX or path.startswith(GUARDED_PREFIX + "/")
+
+
+class _TooLarge(HTTPException):
+    """Raised from ``receive``: FastAPI passes HTTP errors from body
+    parsing through to the problem handler, where others become 400."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(
+            413,
+            f"request bodies are limited to {limit} bytes",
+            headers={"Connection": "close"},
+        )
 
 
 class BodyLimit:
@@ -74,7 +124,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    raise _TooLarge
+                    raise _TooLarge(self.limit)
             return message
 
         async def tracking_send(message: Message) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from functools import lru_cache
 from http import HTTPStatus
 from typing import Any
 
@@ -12,23 +14,32 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from app.errors import BerthError
+from app.errors import (
+    AuthenticationError,
+    BerthError,
+    PolicyDeniedError,
+    RequestTooLargeError,
+    ValidationError,
+)
 
 PROBLEM_JSON = "application/problem+json"
 PROBLEM_BASE = "urn:berth:error:"
 
 log = structlog.get_logger(__name__)
 
-# Names for errors that the framework raises before a route runs.
+# Names for errors that the framework raises before a route runs: berth's
+# own where one fits, so that a client switches on one name per cause.
+_HTTP_ERRORS: dict[int, type[BerthError]] = {
+    400: ValidationError,
+    401: AuthenticationError,
+    403: PolicyDeniedError,
+    413: RequestTooLargeError,
+    422: ValidationError,
+}
 _HTTP_NAMES = {
-    400: "ValidationError",
-    401: "AuthenticationError",
-    403: "PolicyDeniedError",
     404: "NotFoundError",
     405: "MethodNotAllowedError",
-    413: "RequestTooLargeError",
     415: "UnsupportedMediaTypeError",
-    422: "ValidationError",
 }
 
 
@@ -43,6 +54,9 @@ class Problem(BaseModel):
     errors: list[dict[str, Any]] | None = Field(
         default=None, description="Each invalid field, for validation errors"
     )
+    rule: str | None = Field(
+        default=None, description="The policy rule that denied the request"
+    )
 
 
 def problem_response(
@@ -52,6 +66,7 @@ def problem_response(
     title: str | None = None,
     errors: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
+    rule: str | None = None,
 ) -> JSONResponse:
     body = Problem(
         type=PROBLEM_BASE + error_name,
@@ -60,6 +75,7 @@ def problem_response(
         detail=detail,
         error_name=error_name,
         errors=errors,
+        rule=rule,
     )
     return JSONResponse(
         body.model_dump(exclude_none=True),
@@ -105,7 +121,12 @@ async def _berth_error(_request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, BerthError)
     headers = {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None
     return problem_response(
-        exc.status, exc.error_name, exc.detail, exc.title, headers=headers
+        exc.status,
+        exc.error_name,
+        exc.detail,
+        exc.title,
+        headers=headers,
+        rule=getattr(exc, "rule", None),
     )
 
 
@@ -121,14 +142,55 @@ async def _validation_error(_request: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_request: Request, exc: Exception) -> JSONResponse:
+@lru_cache(maxsize=256)
+def _template(path: str) -> re.Pattern[str]:
+    """A regular expression for an OpenAPI path template."""
+    parts = re.split(r"(\{[^}]+\})", path)
+    return re.compile(
+        "".join("[^/]+" if p.startswith("{") else re.escape(p) for p in parts)
+    )
+
+
+def _allowed_methods(request: Request) -> str | None:
+    """Every method the document lists for the path, for a 405's ``Allow``.
+
+    The router names only the first route that matched the path, while one
+    path may have an operation per method (GET and DELETE, say).
+    """
+    paths = request.app.openapi().get("paths", {})
+    methods = {
+        method.upper()
+        for template, item in paths.items()
+        if _template(template).fullmatch(request.url.path)
+        for method in item
+    }
+    return ", ".join(sorted(methods)) or None
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
-    name = _HTTP_NAMES.get(exc.status_code, "HTTPError")
+    status = exc.status_code
+    headers = dict(getattr(exc, "headers", None) or {})
+    detail = str(exc.detail)
+
+    if status == 400:
+        # FastAPI's answer to a body it cannot decode at all; for a client
+        # that is one more invalid body, answered like the others.
+        status, detail = 422, "the request body is not valid JSON"
+    elif status == 404 and detail == HTTPStatus.NOT_FOUND.phrase:
+        detail = f"berth has no resource at {request.url.path}"
+    elif status == 405:
+        headers["Allow"] = _allowed_methods(request) or headers.get("Allow", "")
+        detail = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+
+    known = _HTTP_ERRORS.get(status)
+    name = known.__name__ if known else _HTTP_NAMES.get(status, "HTTPError")
     return problem_response(
-        exc.status_code,
+        status,
         name,
-        str(exc.detail),
-        headers=getattr(exc, "headers", None),
+        detail,
+        known.title if known else None,
+        headers=headers or None,
     )
 
 

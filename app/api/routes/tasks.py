@@ -19,6 +19,9 @@ StopTimeout = Annotated[
     int, Query(ge=0, le=3600, description="Seconds to wait before killing")
 ]
 
+# Far past any real listing, and well inside the database's 64-bit integers.
+MAX_OFFSET = 2**31 - 1
+
 _AUTH = (401, 422)
 _TASK = (*_AUTH, 404)
 _DOCKER = (502, 503, 504)
@@ -31,7 +34,7 @@ _DOCKER = (502, 503, 504)
     response_model=TaskView,
     responses={
         200: {"model": TaskView, "description": "Already registered, same spec"},
-        **problem_responses(*_AUTH, 409, 413),
+        **problem_responses(*_AUTH, 403, 409, 413),
     },
 )
 def register_task(spec: TaskSpec, ctx: ContextDep, response: Response) -> TaskView:
@@ -54,7 +57,7 @@ def list_tasks(
     cluster: str | None = None,
     family: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
 ) -> TaskPage:
     """List this host's tasks, oldest first, filtered and paginated."""
     return tasks.list_tasks(
