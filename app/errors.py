@@ -87,6 +87,10 @@ class PolicyDeniedError(BerthError):
     status = 403
     title = "The host policy denies this container"
 
+    def __init__(self, detail: str = "", *, rule: str | None = None) -> None:
+        super().__init__(detail)
+        self.rule = rule
+
 
 class TaskNotFoundError(BerthError):
     status = 404

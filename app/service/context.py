@@ -29,4 +29,12 @@ class Context:
             allow_host_pid=s.allow_host_pid,
             allow_cap_add=s.allow_cap_add,
             allowed_host_paths=tuple(s.allowed_host_paths),
+            extra_sockets=_unix_socket(s.docker_host),
         )
+
+
+def _unix_socket(docker_host: str) -> tuple[str, ...]:
+    # The engine berth drives may listen somewhere unusual; its socket is
+    # guarded like the usual ones.
+    scheme = "unix://"
+    return (docker_host[len(scheme) :],) if docker_host.startswith(scheme) else ()

@@ -1,22 +1,55 @@
 """What a container may ask of the host, judged on the final create body.
 
 Judging the merged Engine API body, not the typed fields, is what stops a
-``docker_config`` from smuggling in what the typed fields are refused.
+``docker_config`` from smuggling in what the typed fields are refused. Two
+habits of the engine widen what "the body" means, and both are covered:
+
+- it decodes JSON field names case-insensitively (Go's ``encoding/json``),
+  so ``privileged`` or ``hostconfig`` count as ``Privileged`` and
+  ``HostConfig``;
+- it still reads host-config fields at the top level of the body (the
+  deprecated embedded form), used when ``HostConfig`` is absent or null.
 """
 
 from __future__ import annotations
 
+import os
 import posixpath
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.errors import PolicyDeniedError
+from app.service.request import build_create_body
+from app.service.spec import TaskSpec
 
-# Both spellings: /var/run is a link to /run on current systems.
-DOCKER_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock")
+# Both spellings: /var/run is a link to /run on current systems. containerd's
+# socket hands over the host just as well as Docker's.
+ENGINE_SOCKETS = (
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/var/run/containerd/containerd.sock",
+    "/run/containerd/containerd.sock",
+)
 
 HOST_NAMESPACE_MODES = ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode")
+
+# Fields that reach host devices or lift the confinement a container
+# normally has; each is as good as ``Privileged`` to an attacker.
+DEVICE_FIELDS = ("Devices", "DeviceCgroupRules", "DeviceRequests")
+# These replace the engine's defaults, so setting them can unmask /proc.
+PROC_MASK_FIELDS = ("MaskedPaths", "ReadonlyPaths")
+UNCONFINED_OPTIONS = ("unconfined", "label=disable", "label:disable")
+
+# Each rule and the setting an operator changes to allow what it denies.
+RULES = {
+    "privileged": "BERTH_ALLOW_PRIVILEGED",
+    "host-network": "BERTH_ALLOW_HOST_NETWORK",
+    "host-pid": "BERTH_ALLOW_HOST_PID",
+    "cap-add": "BERTH_ALLOW_CAP_ADD",
+    "host-path": "BERTH_ALLOWED_HOST_PATHS",
+    "docker-socket": "BERTH_ALLOWED_HOST_PATHS, naming the socket itself",
+}
 
 
 @dataclass(frozen=True)
@@ -26,90 +59,197 @@ class Policy:
     allow_host_pid: bool = False
     allow_cap_add: bool = False
     allowed_host_paths: tuple[str, ...] = ()
+    # The socket berth itself talks to, when it is not at a usual place.
+    extra_sockets: tuple[str, ...] = ()
+
+    @property
+    def sockets(self) -> tuple[str, ...]:
+        return ENGINE_SOCKETS + tuple(_norm(s) for s in self.extra_sockets)
+
+
+def deny(rule: str, what: str) -> PolicyDeniedError:
+    return PolicyDeniedError(
+        f"{what} is not allowed on this host (rule: {rule}; allowed by {RULES[rule]})",
+        rule=rule,
+    )
+
+
+# Host paths
 
 
 def _norm(path: str) -> str:
     return posixpath.normpath("/" + path.lstrip("/"))
 
 
+def _forms(path: str) -> set[str]:
+    """The path as written and as the host resolves its links.
+
+    Resolving is best effort: where berth's own filesystem is the host's,
+    a link inside an allowed folder cannot lead out of it unnoticed.
+    """
+    lexical = _norm(path)
+    return {lexical, _norm(os.path.realpath(lexical))}
+
+
 def _under(path: str, root: str) -> bool:
     return path == root or path.startswith(root.rstrip("/") + "/")
 
 
-def _exposes_socket(path: str) -> bool:
-    return any(_under(sock, path) for sock in DOCKER_SOCKETS)
+def _socket_aliases(socket: str) -> set[str]:
+    # /var/run/x and /run/x name one file; naming either allows both.
+    aliases = {socket}
+    for old, new in (("/var/run/", "/run/"), ("/run/", "/var/run/")):
+        if socket.startswith(old):
+            aliases.add(new + socket[len(old) :])
+    return aliases
+
+
+def _allowed_forms(policy: Policy) -> set[str]:
+    allowed: set[str] = set()
+    for root in policy.allowed_host_paths:
+        for form in _forms(root):
+            allowed.add(form)
+            if form in policy.sockets:
+                allowed |= _socket_aliases(form)
+    return allowed
+
+
+def _check_form(policy: Policy, path: str, allowed: set[str]) -> None:
+    exposed = [s for s in policy.sockets if _under(s, path)]
+    unnamed = [s for s in exposed if not _socket_aliases(s) & allowed]
+    if unnamed and unnamed[0] == path:
+        raise deny("docker-socket", f"the engine socket {path}")
+    if unnamed:
+        raise deny("docker-socket", f"host path {path}, which holds {unnamed[0]},")
+    if not any(_under(path, root) for root in allowed):
+        raise deny("host-path", f"host path {path}")
 
 
 def check_host_path(policy: Policy, path: str) -> None:
-    """Refuse a host path outside the allow-list, and the engine's socket
-    (or a folder holding it) unless the socket itself is listed."""
-    path = _norm(path)
-    allowed = [_norm(p) for p in policy.allowed_host_paths]
-
-    if _exposes_socket(path):
-        sockets = [s for s in DOCKER_SOCKETS if _under(s, path)]
-        if not any(s in allowed for s in sockets):
-            raise PolicyDeniedError(
-                f"host path {path} exposes the Docker socket, which must be "
-                "named explicitly in BERTH_ALLOWED_HOST_PATHS (rule: docker-socket)"
-            )
-        return
-
-    if not any(_under(path, root) for root in allowed):
-        raise PolicyDeniedError(
-            f"host path {path} is outside BERTH_ALLOWED_HOST_PATHS (rule: host-path)"
-        )
+    """Refuse a host path outside the allow-list, and an engine's socket
+    (or a folder holding one) unless the socket itself is listed."""
+    allowed = _allowed_forms(policy)
+    for form in sorted(_forms(path)):
+        _check_form(policy, form, allowed)
 
 
-def _bind_sources(host: Mapping[str, Any]) -> Iterable[str]:
-    for bind in host.get("Binds") or []:
+# Reading the body as the engine does
+
+
+def _values(obj: Mapping[str, Any], field: str) -> Iterator[Any]:
+    """Every value of ``field``, in whatever letter case it was written."""
+    wanted = field.casefold()
+    for key, value in obj.items():
+        if isinstance(key, str) and key.casefold() == wanted:
+            yield value
+
+
+def _set(obj: Mapping[str, Any], field: str) -> bool:
+    return any(bool(v) for v in _values(obj, field))
+
+
+def _items(obj: Mapping[str, Any], field: str) -> Iterator[Any]:
+    for value in _values(obj, field):
+        if isinstance(value, list | tuple):
+            yield from value
+
+
+def _words(obj: Mapping[str, Any], field: str) -> Iterator[str]:
+    for value in _values(obj, field):
+        if value is not None:
+            yield str(value).strip().lower()
+
+
+def host_configs(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """Every object the engine may read host configuration from."""
+    nested = [v for v in _values(body, "HostConfig") if isinstance(v, Mapping)]
+    return [body, *nested]
+
+
+def _mount_source(mount: Mapping[str, Any]) -> str | None:
+    kind = next(_words(mount, "Type"), "volume")
+    if kind == "bind":
+        return str(next(_values(mount, "Source"), None) or "/")
+    # A local volume with a device option is a bind mount in disguise.
+    for volume_options in _values(mount, "VolumeOptions"):
+        if not isinstance(volume_options, Mapping):
+            continue
+        for driver in _values(volume_options, "DriverConfig"):
+            if not isinstance(driver, Mapping):
+                continue
+            for options in _values(driver, "Options"):
+                if isinstance(options, Mapping) and options.get("device"):
+                    return str(options["device"])
+    return None
+
+
+def bind_sources(host: Mapping[str, Any]) -> Iterable[str]:
+    """The host paths a host config mounts into the container."""
+    for bind in _items(host, "Binds"):
         source = str(bind).split(":", 1)[0]
         if source.startswith("/"):
             yield source
-    for mount in host.get("Mounts") or []:
-        if not isinstance(mount, Mapping):
-            continue
-        source = str(mount.get("Source") or "")
-        if str(mount.get("Type", "volume")).lower() == "bind":
-            yield source or "/"
-            continue
-        # A local volume with a device option is a bind mount in disguise.
-        options = ((mount.get("VolumeOptions") or {}).get("DriverConfig") or {}).get(
-            "Options"
-        ) or {}
-        if isinstance(options, Mapping) and options.get("device"):
-            yield str(options["device"])
+    for mount in _items(host, "Mounts"):
+        mounted = _mount_source(mount) if isinstance(mount, Mapping) else None
+        if mounted is not None:
+            yield mounted
 
 
-def _deny(rule: str, what: str) -> PolicyDeniedError:
-    return PolicyDeniedError(f"{what} is not allowed on this host (rule: {rule})")
+# The rules
+
+
+def _check_privileges(policy: Policy, host: Mapping[str, Any]) -> None:
+    if policy.allow_privileged:
+        return
+    if _set(host, "Privileged"):
+        raise deny("privileged", "a privileged container")
+    for field in DEVICE_FIELDS:
+        if _set(host, field):
+            raise deny("privileged", f"access to host devices ({field})")
+    for field in PROC_MASK_FIELDS:
+        if any(v is not None for v in _values(host, field)):
+            raise deny("privileged", f"replacing the engine's {field}")
+    for option in _items(host, "SecurityOpt"):
+        if any(word in str(option).lower() for word in UNCONFINED_OPTIONS):
+            raise deny("privileged", "an unconfined security profile")
+
+
+def _check_namespaces(policy: Policy, host: Mapping[str, Any]) -> None:
+    if "host" in _words(host, "NetworkMode") and not policy.allow_host_network:
+        raise deny("host-network", "the host's network namespace")
+    for field in HOST_NAMESPACE_MODES:
+        if "host" in _words(host, field) and not policy.allow_host_pid:
+            raise deny("host-pid", f"the host's namespace ({field})")
+
+
+def _check_capabilities(policy: Policy, host: Mapping[str, Any]) -> None:
+    if policy.allow_cap_add:
+        return
+    if _set(host, "CapAdd"):
+        raise deny("cap-add", "adding capabilities")
+    # Capabilities replaces the engine's default set outright.
+    if _set(host, "Capabilities"):
+        raise deny("cap-add", "choosing the capability set")
 
 
 def check_create_body(policy: Policy, body: Mapping[str, Any]) -> None:
     """Raise PolicyDeniedError naming the first rule the body breaks."""
-    host = body.get("HostConfig") or {}
-    if not isinstance(host, Mapping):
-        return
+    for host in host_configs(body):
+        _check_privileges(policy, host)
+        _check_namespaces(policy, host)
+        _check_capabilities(policy, host)
+        for source in bind_sources(host):
+            check_host_path(policy, source)
 
-    if host.get("Privileged") and not policy.allow_privileged:
-        raise _deny("privileged", "a privileged container")
-    if host.get("Devices") and not policy.allow_privileged:
-        raise _deny("privileged", "access to host devices")
-    if not policy.allow_privileged and any(
-        "unconfined" in str(opt) for opt in host.get("SecurityOpt") or []
-    ):
-        raise _deny("privileged", "an unconfined security profile")
 
-    if str(host.get("NetworkMode", "")).lower() == "host" and not (
-        policy.allow_host_network
-    ):
-        raise _deny("host-network", "the host's network namespace")
-    for field in HOST_NAMESPACE_MODES:
-        if str(host.get(field, "")).lower() == "host" and not policy.allow_host_pid:
-            raise _deny("host-pid", f"the host's namespace ({field})")
+def check_task(policy: Policy, task: TaskSpec) -> None:
+    """Judge every container of a task before the task is stored.
 
-    if host.get("CapAdd") and not policy.allow_cap_add:
-        raise _deny("cap-add", "adding capabilities")
-
-    for source in _bind_sources(host):
-        check_host_path(policy, source)
+    The create path judges each body again, as it is sent: the settings may
+    have changed since. Here the siblings' Docker names do not exist yet,
+    and they do not matter to any rule.
+    """
+    for container in task.containers:
+        siblings = {name: name for name in container.dependencies()}
+        body = build_create_body(task, "new", container, siblings, {})
+        check_create_body(policy, body)

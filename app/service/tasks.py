@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from app.errors import ContainerNotFoundError, TaskConflictError, TaskNotFoundError
 from app.service.context import Context
+from app.service.policy import check_task
 from app.service.spec import TaskSpec
 from app.service.views import (
     ContainerView,
@@ -75,8 +76,10 @@ def _existing(task: TaskRow, digest: str) -> TaskView:
 def register_task(ctx: Context, spec: TaskSpec) -> tuple[TaskView, bool]:
     """Store a task; the same spec again is a no-op, another is a conflict.
 
-    Returns the task and whether it was new.
+    Returns the task and whether it was new. A task the host policy
+    denies is refused before anything is stored.
     """
+    check_task(ctx.policy, spec)
     digest = spec_hash(spec)
     try:
         with ctx.db.transaction() as session:

@@ -1,0 +1,260 @@
+"""The host policy, judged on create bodies without an engine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.errors import PolicyDeniedError
+from app.service.policy import Policy, check_create_body, check_host_path, check_task
+from app.service.spec import TaskSpec
+
+CLOSED = Policy()
+
+
+def rule_of(policy: Policy, body: dict[str, Any]) -> str | None:
+    """The rule that denies ``body``, or None when it is allowed."""
+    try:
+        check_create_body(policy, body)
+    except PolicyDeniedError as exc:
+        return exc.rule
+    return None
+
+
+def path_rule(policy: Policy, path: str) -> str | None:
+    try:
+        check_host_path(policy, path)
+    except PolicyDeniedError as exc:
+        return exc.rule
+    return None
+
+
+def host(**fields: Any) -> dict[str, Any]:
+    return {"Image": "busybox", "HostConfig": {"NetworkMode": "bridge", **fields}}
+
+
+def test_plain_body_is_allowed() -> None:
+    """A container that asks nothing of the host passes the closed policy."""
+    body = host(Memory=64 << 20, Binds=["berth-t-data:/data:rw"])
+
+    assert rule_of(CLOSED, body) is None
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule"),
+    [
+        ({"Privileged": True}, "privileged"),
+        ({"Devices": [{"PathOnHost": "/dev/sda"}]}, "privileged"),
+        ({"DeviceCgroupRules": ["b *:* rwm"]}, "privileged"),
+        ({"DeviceRequests": [{"Count": -1}]}, "privileged"),
+        ({"MaskedPaths": []}, "privileged"),
+        ({"ReadonlyPaths": []}, "privileged"),
+        ({"SecurityOpt": ["seccomp=unconfined"]}, "privileged"),
+        ({"SecurityOpt": ["apparmor:unconfined"]}, "privileged"),
+        ({"SecurityOpt": ["label=disable"]}, "privileged"),
+        ({"NetworkMode": "host"}, "host-network"),
+        ({"NetworkMode": "HOST"}, "host-network"),
+        ({"PidMode": "host"}, "host-pid"),
+        ({"IpcMode": "host"}, "host-pid"),
+        ({"UsernsMode": "host"}, "host-pid"),
+        ({"CapAdd": ["SYS_ADMIN"]}, "cap-add"),
+        ({"Capabilities": ["CAP_SYS_ADMIN"]}, "cap-add"),
+        ({"Binds": ["/etc:/x"]}, "host-path"),
+        ({"Binds": ["/var/run/docker.sock:/var/run/docker.sock"]}, "docker-socket"),
+        (
+            {"Mounts": [{"Type": "bind", "Source": "/var/run/docker.sock"}]},
+            "docker-socket",
+        ),
+        ({"Mounts": [{"Type": "bind", "Source": "/etc", "Target": "/x"}]}, "host-path"),
+        (
+            {
+                "Mounts": [
+                    {
+                        "Type": "volume",
+                        "Target": "/x",
+                        "VolumeOptions": {
+                            "DriverConfig": {
+                                "Options": {"type": "none", "o": "bind", "device": "/"}
+                            }
+                        },
+                    }
+                ]
+            },
+            "docker-socket",
+        ),
+    ],
+)
+def test_closed_policy_denies_with_the_rule(fields: dict[str, Any], rule: str) -> None:
+    """Each way of reaching into the host is denied, naming its rule."""
+    assert rule_of(CLOSED, host(**fields)) == rule
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"Image": "busybox", "HostConfig": {"privileged": True}},
+        {"Image": "busybox", "HostConfig": {"PRIVILEGED": True}},
+        {"Image": "busybox", "hostconfig": {"Privileged": True}},
+        {"Image": "busybox", "HostConfig": {}, "hostConfig": {"Privileged": True}},
+        # The engine still reads a top-level host config (deprecated form).
+        {"Image": "busybox", "Privileged": True, "HostConfig": None},
+        {"Image": "busybox", "Privileged": True},
+        # Go's case folding maps the long s (U+017F) to s: the engine reads
+        # this key as "Binds".
+        {"Image": "busybox", "HostConfig": {"Bind\u017f": ["/etc:/x"]}},
+    ],
+)
+def test_spellings_the_engine_accepts_are_judged_too(body: dict[str, Any]) -> None:
+    """Field names in any case, and host config at the top level, count."""
+    assert rule_of(CLOSED, body) is not None
+
+
+def test_empty_lists_and_false_flags_are_allowed() -> None:
+    """Asking for nothing is not asking: false, null and [] pass."""
+    body = host(Privileged=False, CapAdd=[], Devices=None, CapDrop=["ALL"])
+
+    assert rule_of(CLOSED, body) is None
+
+
+@pytest.mark.parametrize(
+    ("policy", "fields"),
+    [
+        (Policy(allow_privileged=True), {"Privileged": True}),
+        (Policy(allow_privileged=True), {"Devices": [{"PathOnHost": "/dev/fuse"}]}),
+        (Policy(allow_host_network=True), {"NetworkMode": "host"}),
+        (Policy(allow_host_pid=True), {"PidMode": "host"}),
+        (Policy(allow_cap_add=True), {"CapAdd": ["NET_ADMIN"]}),
+        (Policy(allowed_host_paths=("/etc",)), {"Binds": ["/etc:/x:ro"]}),
+        (
+            Policy(allowed_host_paths=("/var/run/docker.sock",)),
+            {"Binds": ["/var/run/docker.sock:/var/run/docker.sock"]},
+        ),
+    ],
+)
+def test_each_setting_allows_its_rule(policy: Policy, fields: dict[str, Any]) -> None:
+    """Turning a setting on allows exactly what its rule denied."""
+    assert rule_of(policy, host(**fields)) is None
+
+
+def test_one_setting_does_not_allow_another_rule() -> None:
+    """Allowing privileged containers does not allow the host network."""
+    policy = Policy(allow_privileged=True)
+
+    assert rule_of(policy, host(Privileged=True, NetworkMode="host")) == "host-network"
+
+
+@pytest.mark.parametrize(
+    ("allowed", "path", "rule"),
+    [
+        ((), "/etc", "host-path"),
+        (("/etc",), "/etc", None),
+        (("/etc",), "/etc/", None),
+        (("/etc/",), "/etc/ssl", None),
+        (("/etc",), "/etc/../srv", "host-path"),
+        (("/etc",), "/etc/../var", "docker-socket"),
+        (("/etc",), "/etcetera", "host-path"),
+        (("/data",), "/data/../etc/passwd", "host-path"),
+        (("/var",), "/etc/../var/run", "docker-socket"),
+        (("/var",), "/var/run/", "docker-socket"),
+        (("/var",), "/var/run/docker.sock", "docker-socket"),
+        (("/",), "/run/docker.sock", "docker-socket"),
+        (("/",), "/", "docker-socket"),
+        (("/",), "/run/containerd/containerd.sock", "docker-socket"),
+        (("/",), "/srv", None),
+        (("/var/run/docker.sock",), "/var/run/docker.sock", None),
+        (("/var/run/docker.sock",), "/run/docker.sock", None),
+        (("/run/docker.sock/",), "//var/run//docker.sock", None),
+        (("/var/run/docker.sock",), "/var/run", "docker-socket"),
+        (("/var/run/docker.sock",), "/var/run/user", "host-path"),
+        (("/var/run/docker.sock",), "/var/run/docker.sock/../docker.pid", "host-path"),
+    ],
+)
+def test_host_paths_are_normalised(
+    allowed: tuple[str, ...], path: str, rule: str | None
+) -> None:
+    """Dots, slashes and /var/run vs /run cannot walk around the allow-list."""
+    assert path_rule(Policy(allowed_host_paths=allowed), path) == rule
+
+
+def test_the_engine_socket_berth_uses_is_guarded() -> None:
+    """A socket at an unusual place is the engine's too when berth uses it."""
+    policy = Policy(allowed_host_paths=("/srv",), extra_sockets=("/srv/engine.sock",))
+
+    assert path_rule(policy, "/srv") == "docker-socket"
+    assert path_rule(policy, "/srv/data") is None
+
+
+def test_a_link_out_of_an_allowed_folder_is_followed(tmp_path: Any) -> None:
+    """A symbolic link inside an allowed folder is judged where it leads."""
+    (tmp_path / "escape").symlink_to("/etc")
+    policy = Policy(allowed_host_paths=(str(tmp_path),))
+
+    assert path_rule(policy, str(tmp_path / "escape")) == "host-path"
+    assert path_rule(policy, str(tmp_path / "plain")) is None
+
+
+def test_denial_names_the_rule_and_the_setting() -> None:
+    """The message says which rule denied and which setting would allow it."""
+    with pytest.raises(PolicyDeniedError) as caught:
+        check_create_body(CLOSED, host(CapAdd=["SYS_ADMIN"]))
+
+    assert caught.value.rule == "cap-add"
+    assert "rule: cap-add" in caught.value.detail
+    assert "BERTH_ALLOW_CAP_ADD" in caught.value.detail
+
+
+def _task(**container: Any) -> TaskSpec:
+    return TaskSpec.model_validate(
+        {
+            "arn": "arn:test",
+            "family": "f",
+            "version": "1",
+            "volumes": [{"name": "etc", "host_path": "/etc"}],
+            "containers": [{"name": "a", "image": "busybox", **container}],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("container", "rule"),
+    [
+        ({"privileged": True}, "privileged"),
+        (
+            {"mount_points": [{"source_volume": "etc", "container_path": "/x"}]},
+            "host-path",
+        ),
+        ({"docker_config": {"host_config": {"PidMode": "host"}}}, "host-pid"),
+        ({"docker_config": {"config": {"HostConfig": {"CapAdd": ["ALL"]}}}}, "cap-add"),
+    ],
+)
+def test_task_is_judged_from_its_spec(container: dict[str, Any], rule: str) -> None:
+    """A whole task is judged before it is stored, typed fields and raw alike."""
+    with pytest.raises(PolicyDeniedError) as caught:
+        check_task(CLOSED, _task(**container))
+
+    assert caught.value.rule == rule
+
+
+def test_task_with_links_and_volumes_passes() -> None:
+    """Siblings without Docker names yet do not upset the judgement."""
+    spec = TaskSpec.model_validate(
+        {
+            "arn": "arn:test",
+            "family": "f",
+            "version": "1",
+            "volumes": [{"name": "data"}],
+            "containers": [
+                {"name": "db", "image": "busybox"},
+                {
+                    "name": "app",
+                    "image": "busybox",
+                    "links": ["db:database"],
+                    "volumes_from": [{"source_container": "db"}],
+                    "mount_points": [{"source_volume": "data", "container_path": "/d"}],
+                },
+            ],
+        }
+    )
+
+    check_task(CLOSED, spec)
