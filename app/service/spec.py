@@ -7,6 +7,7 @@ engine is checked here, so that a task that cannot work is never stored.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Any, Literal
 
@@ -28,25 +29,105 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
+def _no_nul(value: str) -> str:
+    # A NUL cannot pass through execve; newlines and the rest are fine.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+def _env_entry(entry: object) -> bool:
+    if not isinstance(entry, str) or "\x00" in entry:
+        return False
+    name, _, _ = entry.partition("=")
+    return bool(name)
+
+
+def _env_list(value: object) -> bool:
+    return value is None or (isinstance(value, list) and all(map(_env_entry, value)))
+
+
+def _ip_or_empty(value: str) -> str:
+    if value:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise ValueError("must be an IPv4 or IPv6 address, or empty") from None
+    return value
+
+
+# Patterns that tell the OpenAPI document what the validators here enforce
+# (with clearer messages than a pattern mismatch would give).
+PRINTABLE = r"^[^\x00-\x1f\x7f]*$"
+ABSOLUTE = r"^/[^\x00-\x1f\x7f]*$"
+NO_NUL = r"^[^\x00]*$"
+
+
+def _documented(pattern: str) -> Any:
+    return Field(json_schema_extra={"pattern": pattern})
+
+
 Text = Annotated[
     str,
     StringConstraints(min_length=1, max_length=255),
     AfterValidator(_no_control_characters),
-]
-LongText = Annotated[
-    str,
-    StringConstraints(min_length=1, max_length=4096),
-    AfterValidator(_no_control_characters),
+    _documented(PRINTABLE),
 ]
 Arn = Annotated[
     str,
     StringConstraints(min_length=1, max_length=1600),
     AfterValidator(_no_control_characters),
+    _documented(PRINTABLE),
+]
+AbsolutePath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=4096, pattern=r"^/"),
+    AfterValidator(_no_control_characters),
+    _documented(ABSOLUTE),
 ]
 ApiVersion = Annotated[str, StringConstraints(pattern=r"^1\.[0-9]{1,3}$")]
+EnvName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255, pattern=r"^[^=\x00-\x1f\x7f]+$"),
+]
+Arg = Annotated[
+    str,
+    StringConstraints(max_length=65536),
+    AfterValidator(_no_nul),
+    _documented(NO_NUL),
+]
+HostIp = Annotated[
+    str,
+    StringConstraints(max_length=64),
+    AfterValidator(_ip_or_empty),
+    Field(
+        json_schema_extra={
+            "anyOf": [{"format": "ipv4"}, {"format": "ipv6"}, {"maxLength": 0}]
+        }
+    ),
+]
 Protocol = Literal["tcp", "udp", "sctp"]
 NetworkMode = Literal["bridge", "host", "none"]
 PullPolicy = Literal["always", "if-missing", "never"]
+# The resource limits the engine knows by name.
+UlimitName = Literal[
+    "as",
+    "core",
+    "cpu",
+    "data",
+    "fsize",
+    "locks",
+    "memlock",
+    "msgqueue",
+    "nice",
+    "nofile",
+    "nproc",
+    "rss",
+    "rtprio",
+    "rttime",
+    "sigpending",
+    "stack",
+]
 
 MIN_MEMORY_MIB = 6  # the engine refuses a memory limit under 6 MiB
 MAX_MEMORY_MIB = 16 * 1024 * 1024
@@ -55,14 +136,18 @@ MAX_CPU_SHARES = 262_144
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No coercion: 0 is not false and 1.0 is not 1, so that what a client
+    # sends is exactly what the document describes. Inputs are left out of
+    # error messages: they may hold secrets (environment values), and
+    # messages end up in answers and logs.
+    model_config = ConfigDict(extra="forbid", strict=True, hide_input_in_errors=True)
 
 
 class PortMapping(Strict):
     container_port: int = Field(ge=1, le=65535)
     host_port: int = Field(default=0, ge=0, le=65535)
     protocol: Protocol = "tcp"
-    host_ip: Annotated[str, StringConstraints(max_length=64)] = ""
+    host_ip: HostIp = ""
 
 
 class VolumeFrom(Strict):
@@ -72,18 +157,21 @@ class VolumeFrom(Strict):
 
 class MountPoint(Strict):
     source_volume: Text
-    container_path: Annotated[
-        str,
-        StringConstraints(min_length=1, max_length=4096, pattern=r"^/"),
-        AfterValidator(_no_control_characters),
-    ]
+    container_path: AbsolutePath
     read_only: bool = False
 
 
 class Ulimit(Strict):
-    name: Text
-    soft_limit: int = Field(ge=-1)
-    hard_limit: int = Field(ge=-1)
+    name: UlimitName
+    soft_limit: int = Field(ge=-1, le=2**63 - 1)
+    hard_limit: int = Field(ge=-1, le=2**63 - 1)
+
+    @model_validator(mode="after")
+    def _soft_within_hard(self) -> Ulimit:
+        # -1 is "unlimited" and exceeds any number.
+        if self.hard_limit != -1 and not -1 < self.soft_limit <= self.hard_limit:
+            raise ValueError(f"ulimit {self.name!r}: soft limit exceeds hard limit")
+        return self
 
 
 class LogConfiguration(Strict):
@@ -97,19 +185,24 @@ class DockerConfig(Strict):
     config: dict[str, Any] | None = None
     host_config: dict[str, Any] | None = None
 
+    @model_validator(mode="after")
+    def _env_entries(self) -> DockerConfig:
+        # The engine repeats a malformed entry whole in its error, and an
+        # entry is a secret's usual home: refuse it here, without echoing.
+        for key, value in (self.config or {}).items():
+            if key.casefold() == "env" and not _env_list(value):
+                raise ValueError(
+                    "config.Env must be a list of NAME=value strings with "
+                    "no NUL characters"
+                )
+        return self
+
 
 class TaskVolume(Strict):
     """A volume of the task: a host path, or a Docker volume when none."""
 
     name: Text
-    host_path: (
-        Annotated[
-            str,
-            StringConstraints(min_length=1, max_length=4096, pattern=r"^/"),
-            AfterValidator(_no_control_characters),
-        ]
-        | None
-    ) = None
+    host_path: AbsolutePath | None = None
 
 
 def _link_target(link: str) -> str:
@@ -120,6 +213,7 @@ Link = Annotated[
     str,
     StringConstraints(min_length=1, max_length=511, pattern=r"^[^:]+(:[^:]+)?$"),
     AfterValidator(_no_control_characters),
+    _documented(r"^[^:\x00-\x1f\x7f]+(:[^:\x00-\x1f\x7f]+)?$"),
 ]
 
 
@@ -129,12 +223,10 @@ class ContainerSpec(Strict):
         str,
         StringConstraints(min_length=1, max_length=1024, pattern=r"^\S+$"),
     ]
-    command: list[str] | None = None
-    entrypoint: list[str] | None = None
-    environment: dict[Annotated[str, StringConstraints(min_length=1)], str] = Field(
-        default_factory=dict
-    )
-    working_dir: LongText | None = None
+    command: list[Arg] | None = None
+    entrypoint: list[Arg] | None = None
+    environment: dict[EnvName, Arg] = Field(default_factory=dict)
+    working_dir: AbsolutePath | None = None
     user: Text | None = None
     hostname: Text | None = None
     memory_mib: int | None = Field(default=None, ge=MIN_MEMORY_MIB, le=MAX_MEMORY_MIB)
@@ -156,6 +248,15 @@ class ContainerSpec(Strict):
     pull_policy: PullPolicy = "if-missing"
     docker_config: DockerConfig | None = None
 
+    @model_validator(mode="after")
+    def _reservation_within_limit(self) -> ContainerSpec:
+        limit, reservation = self.memory_mib, self.memory_reservation_mib
+        if limit is not None and reservation is not None and reservation > limit:
+            raise ValueError(
+                f"container {self.name!r}: memory_reservation_mib exceeds memory_mib"
+            )
+        return self
+
     def dependencies(self) -> list[str]:
         """The siblings this container needs created first, in order."""
         names = [_link_target(link) for link in self.links]
@@ -166,7 +267,7 @@ class ContainerSpec(Strict):
 class TaskSpec(Strict):
     arn: Arn
     family: Text
-    version: Annotated[str, StringConstraints(min_length=1, max_length=255)] | int
+    version: Text | Annotated[int, Field(ge=0, le=2**53)]
     cluster: Text | None = None
     network_mode: NetworkMode = "bridge"
     volumes: list[TaskVolume] = Field(default_factory=list)
@@ -175,7 +276,6 @@ class TaskSpec(Strict):
     @model_validator(mode="after")
     def _check_references(self) -> TaskSpec:
         self.version = str(self.version)
-        _no_control_characters(self.version)
 
         names = [c.name for c in self.containers]
         duplicates = sorted({n for n in names if names.count(n) > 1})
