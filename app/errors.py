@@ -64,8 +64,19 @@ class CannotInspectContainerError(BerthError):
 
 
 class CannotStartContainerError(BerthError):
+    """The engine would not start the container.
+
+    As with create: the container's own configuration (a command or user
+    the image does not have) is the caller's fault (422); a failing engine
+    is not (502).
+    """
+
     status = 502
     title = "The engine could not start the container"
+
+    def __init__(self, detail: str = "", *, status: int = 502) -> None:
+        super().__init__(detail)
+        self.status = status
 
 
 class CannotStopContainerError(BerthError):

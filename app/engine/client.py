@@ -172,6 +172,26 @@ def _refused_configuration(exc: docker.errors.APIError) -> bool:
     )
 
 
+# What the engine says, with status 500, when a container cannot start
+# because of its own configuration: runc refused what the container asked
+# (its command, its limits), or its user is not in the image. Anything
+# else from the engine stays the engine's failure.
+_CONTAINER_FAULTS = (
+    "oci runtime create failed",
+    "executable file not found",
+    "unable to find user",
+    "unable to find group",
+)
+
+
+def _blames_container(exc: docker.errors.APIError) -> bool:
+    """Whether a failed start is the container's configuration's fault."""
+    if exc.is_client_error():
+        return True
+    text = _explanation(exc).lower()
+    return any(fault in text for fault in _CONTAINER_FAULTS)
+
+
 class DockerEngine:
     """:class:`Engine` on docker-py's low-level client.
 
@@ -328,7 +348,19 @@ class DockerEngine:
     def start(self, ref: str) -> None:
         _require_ref(ref)
         client = self._client()
-        self._call(lambda: client.start(ref), CannotStartContainerError)
+
+        def call() -> None:
+            try:
+                client.start(ref)
+            except docker.errors.NotFound:
+                raise
+            except docker.errors.APIError as exc:
+                status = 422 if _blames_container(exc) else 502
+                raise CannotStartContainerError(
+                    _explanation(exc), status=status
+                ) from exc
+
+        self._call(call, CannotStartContainerError)
 
     def stop(self, ref: str, timeout: int) -> None:
         _require_ref(ref)

@@ -70,7 +70,13 @@ def _act(
             error_name=exc.error_name,
             error=exc.detail,
         )
-        refresh_quietly(ctx, task_id, name)
+        view = refresh_quietly(ctx, task_id, name)
+        if view is not None and view.status == State.REMOVED:
+            # Removed behind berth's back: a state to report, not an
+            # engine failure.
+            raise ContainerStateError(
+                f"container {name!r} has no Docker container any more"
+            ) from exc
         raise
 
     view = refresh(ctx, task_id, name)
@@ -85,11 +91,11 @@ def _act(
     return view
 
 
-def refresh_quietly(ctx: Context, task_id: str, name: str) -> None:
+def refresh_quietly(ctx: Context, task_id: str, name: str) -> ContainerView | None:
     try:
-        refresh(ctx, task_id, name)
+        return refresh(ctx, task_id, name)
     except BerthError:
-        return
+        return None
 
 
 def start_container(ctx: Context, task_id: str, name: str) -> ContainerView:
