@@ -19,10 +19,18 @@ from typing import Any
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-# Field names whose values are never written, whoever logs them.
-SECRET_KEYS = frozenset(
-    {"token", "api_token", "password", "authorization", "environment", "auth"}
-)
+# Field names whose values are never written, whoever logs them, in any
+# letter case; and words that mark a field name as secret wherever they
+# appear in it (``registry_password``, ``x-registry-auth``).
+SECRET_KEYS = frozenset({"environment", "env", "body"})
+SECRET_WORDS = ("auth", "token", "password", "secret", "credential")
+REDACTED = "[redacted]"
+
+
+def is_secret_field(name: str) -> bool:
+    lowered = name.lower()
+    return lowered in SECRET_KEYS or any(word in lowered for word in SECRET_WORDS)
+
 
 # uvicorn's access line: a message with these positional arguments.
 _ACCESS_FIELDS = ("client", "method", "path", "http_version", "status")
@@ -31,8 +39,8 @@ log = structlog.get_logger(__name__)
 
 
 def _redact(_logger: WrappedLogger, _name: str, event: EventDict) -> EventDict:
-    for key in SECRET_KEYS.intersection(event):
-        event[key] = "[redacted]"
+    for key in [k for k in event if is_secret_field(k)]:
+        event[key] = REDACTED
     return event
 
 
