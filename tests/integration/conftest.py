@@ -11,10 +11,22 @@ from app.config import Settings
 from app.main import create_app
 from app.store.migrate import upgrade
 
+# The watcher subscribes and reconciles in well under a second on a quiet
+# engine; this is the patience for a loaded 2-core machine.
+STARTUP_WAIT_S = 20.0
+
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    """berth in-process, on a fresh migrated SQLite file and the real engine."""
+    """berth in-process, on a fresh migrated SQLite file and the real engine.
+
+    Handed over once the event watcher has subscribed and run its start-up
+    reconcile, so no test races the start-up work.
+    """
     upgrade(settings.resolved_database_url)
-    with TestClient(create_app(settings)) as test_client:
+    app = create_app(settings)
+    with TestClient(app) as test_client:
+        watcher = app.state.watcher
+        if watcher is not None:
+            assert watcher.connected.wait(STARTUP_WAIT_S), "events never connected"
         yield test_client
