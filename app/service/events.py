@@ -16,7 +16,7 @@ import structlog
 
 from app.engine.client import EventStream
 from app.engine.metadata import ContainerMetadata
-from app.errors import BerthError
+from app.errors import BerthError, ContainerNotFoundError
 from app.service.context import Context
 from app.service.create import create_in_flight
 from app.service.labels import TASK_ARN, owned_by
@@ -223,6 +223,24 @@ class EventWatcher:
             except BerthError:
                 failed = True
 
+        try:
+            self._record(docker_id, action, event, doc, inspect, failed)
+        except ContainerNotFoundError:
+            # The task was deleted while the event was handled: nothing is
+            # left to keep current.
+            return
+
+    def _record(
+        self,
+        docker_id: str,
+        action: str,
+        event: dict[str, Any],
+        doc: dict[str, Any] | None,
+        inspect: bool,
+        failed: bool,
+    ) -> None:
+        ctx = self.ctx
+        host = ctx.settings.host_id
         with ctx.db.transaction() as session:
             row = repo.find_container_by_docker_id(session, host, docker_id)
             if row is None:

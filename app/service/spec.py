@@ -29,6 +29,23 @@ def _no_control_characters(value: str) -> str:
     return value
 
 
+def _addressable(value: str) -> str:
+    # A container name is a path segment of the API and the target of a
+    # "name:alias" link: a slash, a colon or a dot segment would make it
+    # impossible to address.
+    if "/" in value or ":" in value or value in (".", ".."):
+        raise ValueError("must not contain '/' or ':', nor be '.' or '..'")
+    return value
+
+
+def _no_colon(value: str) -> str:
+    # Docker's bind syntax is "source:target:mode"; a colon in either path
+    # would be read as a separator.
+    if ":" in value:
+        raise ValueError("must not contain ':'")
+    return value
+
+
 def _no_nul(value: str) -> str:
     # A NUL cannot pass through execve; newlines and the rest are fine.
     if "\x00" in value:
@@ -84,6 +101,20 @@ AbsolutePath = Annotated[
     StringConstraints(min_length=1, max_length=4096, pattern=r"^/"),
     AfterValidator(_no_control_characters),
     _documented(ABSOLUTE),
+]
+MountPath = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=4096, pattern=r"^/"),
+    AfterValidator(_no_control_characters),
+    AfterValidator(_no_colon),
+    _documented(r"^/[^:\x00-\x1f\x7f]*$"),
+]
+ContainerName = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=255),
+    AfterValidator(_no_control_characters),
+    AfterValidator(_addressable),
+    _documented(r"^[^/:\x00-\x1f\x7f]+$"),
 ]
 ApiVersion = Annotated[str, StringConstraints(pattern=r"^1\.[0-9]{1,3}$")]
 EnvName = Annotated[
@@ -157,7 +188,7 @@ class VolumeFrom(Strict):
 
 class MountPoint(Strict):
     source_volume: Text
-    container_path: AbsolutePath
+    container_path: MountPath
     read_only: bool = False
 
 
@@ -202,7 +233,7 @@ class TaskVolume(Strict):
     """A volume of the task: a host path, or a Docker volume when none."""
 
     name: Text
-    host_path: AbsolutePath | None = None
+    host_path: MountPath | None = None
 
 
 def _link_target(link: str) -> str:
@@ -218,7 +249,7 @@ Link = Annotated[
 
 
 class ContainerSpec(Strict):
-    name: Text
+    name: ContainerName
     image: Annotated[
         str,
         StringConstraints(min_length=1, max_length=1024, pattern=r"^\S+$"),

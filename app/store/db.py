@@ -14,6 +14,9 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event, func, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.exc import StaleDataError
+
+from app.errors import ContainerNotFoundError
 
 # How long a SQLite writer waits for another before giving up. Writes are
 # short (no Docker call is ever made inside one), so a long wait means
@@ -145,9 +148,18 @@ class Database:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session whose work commits when the block ends, or rolls back."""
-        with self.sessions.begin() as session:
-            yield session
+        """A session whose work commits when the block ends, or rolls back.
+
+        A row that another request deleted while this one changed it (a
+        task deleted under a refresh, say) is gone, not a server fault.
+        """
+        try:
+            with self.sessions.begin() as session:
+                yield session
+        except StaleDataError as exc:
+            raise ContainerNotFoundError(
+                "the container was deleted while this request changed it"
+            ) from exc
 
     @contextmanager
     def lock(self, key: str) -> Iterator[None]:

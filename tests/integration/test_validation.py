@@ -65,6 +65,19 @@ INVALID: dict[str, Body] = {
         ),
     ),
     "unknown field": lambda a: task(a, container("m", priviliged=True)),
+    "slash in a name": lambda a: task(a, container("web/app")),
+    "colon in a name": lambda a: task(a, container("web:app")),
+    "dot-dot name": lambda a: task(a, container("..")),
+    "colon in a mount path": lambda a: task(
+        a,
+        container("m", mount_points=[{"source_volume": "v", "container_path": "/a:b"}]),
+        volumes=[{"name": "v"}],
+    ),
+    "colon in a host path": lambda a: task(
+        a,
+        container("m", mount_points=[{"source_volume": "v", "container_path": "/d"}]),
+        volumes=[{"name": "v", "host_path": "/srv/a:b"}],
+    ),
 }
 
 
