@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     image_pull_timeout: float = Field(default=300.0, gt=0)
     registry_username: str | None = None
     registry_password: SecretStr | None = None
+    # The only registry the credentials are ever sent to. Without it, a
+    # caller could name an image on a registry of its own and collect them.
+    registry_address: str = "docker.io"
 
     reconcile_on_start: bool = True
     events: bool = True

@@ -20,6 +20,7 @@ import docker
 import docker.auth
 import docker.errors
 import requests.exceptions
+from docker.auth import INDEX_NAME, resolve_repository_name
 from docker.constants import MINIMUM_DOCKER_API_VERSION
 from docker.utils import parse_repository_tag
 
@@ -108,6 +109,22 @@ class Engine(Protocol):
     ) -> None: ...
 
     def close(self) -> None: ...
+
+
+def normalise_registry(address: str) -> str:
+    """One spelling per registry: Docker Hub has several."""
+    address = address.strip().lower().removeprefix("https://")
+    address = address.removeprefix("http://").rstrip("/")
+    if address in ("docker.io", "index.docker.io", "registry-1.docker.io"):
+        return INDEX_NAME
+    return address
+
+
+def registry_of(image: str) -> str:
+    """The registry an image reference names (Docker Hub when none)."""
+    repository, _ = parse_repository_tag(image)
+    registry, _ = resolve_repository_name(repository)
+    return normalise_registry(registry)
 
 
 class EventStream:

@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 from docker.constants import MINIMUM_DOCKER_API_VERSION
 
-from app.engine.client import NameInUseError, api_tuple
+from app.engine.client import NameInUseError, api_tuple, normalise_registry, registry_of
 from app.errors import (
     BerthError,
     ContainerNotFoundError,
@@ -306,7 +306,11 @@ def _adopt_after_timeout(ctx: Context, plan: _Plan, name: str) -> _Made | None:
 def _pull(ctx: Context, image: str) -> None:
     auth = None
     settings = ctx.settings
-    if settings.registry_username and settings.registry_password:
+    if (
+        settings.registry_username
+        and settings.registry_password
+        and registry_of(image) == normalise_registry(settings.registry_address)
+    ):
         auth = {
             "username": settings.registry_username,
             "password": settings.registry_password.get_secret_value(),

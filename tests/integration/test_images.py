@@ -131,12 +131,36 @@ def _client(settings: Settings, **values: Any) -> TestClient:
 
 
 @pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    """berth with the registry's credentials in its settings."""
+def client(settings: Settings, registry: LocalRegistry) -> Iterator[TestClient]:
+    """berth with the registry's credentials, and its address, in its settings."""
     with _client(
-        settings, registry_username=USERNAME, registry_password=PASSWORD
+        settings,
+        registry_username=USERNAME,
+        registry_password=PASSWORD,
+        registry_address=registry.address,
     ) as client:
         yield client
+
+
+def test_credentials_go_only_to_their_registry(
+    settings: Settings, images: Images
+) -> None:
+    """Credentials meant for another registry are not sent to this one, so
+    a caller cannot collect them by naming an image on a registry it runs."""
+    ref = images.ref()
+    images.push(TEST_IMAGE, ref)
+    images.untag(ref)
+
+    with _client(
+        settings,
+        registry_username=USERNAME,
+        registry_password=PASSWORD,
+        registry_address="registry.example.com",
+    ) as elsewhere:
+        answer = _create(elsewhere, ref, "always")
+
+    assert answer.status_code == 422
+    assert answer.json()["error_name"] == "ImageNotFoundError"
 
 
 def _create(client: httpx.Client, image: str, policy: str | None) -> Any:
@@ -298,6 +322,7 @@ def test_credentials_are_never_logged(
             "BERTH_STATE_DIR": str(tmp_path),
             "BERTH_REGISTRY_USERNAME": USERNAME,
             "BERTH_REGISTRY_PASSWORD": PASSWORD,
+            "BERTH_REGISTRY_ADDRESS": images.registry.address,
             "BERTH_LOG_LEVEL": "DEBUG",
         },
         tmp_path / "berth.log",
