@@ -195,7 +195,12 @@ def _name_for_create(ctx: Context, plan: _Plan) -> str:
 
 
 def _record_error(
-    ctx: Context, plan: _Plan, exc: BerthError, state: State = State.NONE
+    ctx: Context,
+    plan: _Plan,
+    exc: BerthError,
+    docker_name: str,
+    started: float,
+    state: State = State.NONE,
 ) -> None:
     # Only while the row has no ID: the event watcher may have adopted the
     # container meanwhile, and an error must not hide a container we have.
@@ -212,8 +217,11 @@ def _record_error(
         "container.create_failed",
         task_arn=plan.task_arn,
         container=plan.container.name,
+        docker_name=docker_name,
+        docker_id=None,
         error_name=exc.error_name,
         error=exc.detail,
+        elapsed_ms=round((time.monotonic() - started) * 1000, 1),
     )
 
 
@@ -376,6 +384,7 @@ def _docker_create(ctx: Context, plan: _Plan, attempt: _Attempt) -> _Made:
 
 def _create_or_record(ctx: Context, plan: _Plan, name: str) -> _Made:
     attempt = _Attempt(name)
+    started = time.monotonic()
     try:
         return _docker_create(ctx, plan, attempt)
     except (DockerTimeoutError, EngineUnavailableError) as exc:
@@ -384,10 +393,10 @@ def _create_or_record(ctx: Context, plan: _Plan, name: str) -> _Made:
             return made
         # Unknown whether it happened: leave CREATING, with the name stored,
         # for the next create or recovery to look up.
-        _record_error(ctx, plan, exc, State.CREATING)
+        _record_error(ctx, plan, exc, attempt.name, started, State.CREATING)
         raise
     except BerthError as exc:
-        _record_error(ctx, plan, exc)
+        _record_error(ctx, plan, exc, attempt.name, started)
         raise
 
 
