@@ -241,3 +241,16 @@ def test_check_on_an_empty_database_says_so(db_url: str) -> None:
     """A database never migrated is reported behind, not as matching."""
     with pytest.raises(CommandError, match="not up to date"):
         migrate.check(db_url)
+
+
+def test_current_revision_follows_upgrades(db_url: str) -> None:
+    """An empty database has no revision; each upgrade moves it, and one
+    at head is left as it is."""
+    assert migrate.current_revision(db_url) is None
+
+    migrate.upgrade(db_url, "0001")
+    assert migrate.current_revision(db_url) == "0001"
+
+    migrate.upgrade(db_url)
+    migrate.upgrade(db_url)
+    assert migrate.current_revision(db_url) == migrate.HEAD_REVISION == HEAD
