@@ -22,6 +22,7 @@ import docker.errors
 import requests.exceptions
 from docker.auth import INDEX_NAME, resolve_repository_name
 from docker.constants import MINIMUM_DOCKER_API_VERSION
+from docker.transport import UnixHTTPAdapter
 from docker.utils import parse_repository_tag
 
 from app.errors import (
@@ -209,6 +210,34 @@ def _blames_container(exc: docker.errors.APIError) -> bool:
     return any(fault in text for fault in _CONTAINER_FAULTS)
 
 
+class _SocketAdapter(UnixHTTPAdapter):
+    """docker-py's Unix socket adapter with one connection pool, not one a URL.
+
+    docker-py keys its pools by the whole request URL, container ID and
+    query included, and keeps the 25 most recent: every inspect of a new
+    container opened a new connection and closed an old pool. Every URL
+    leads to the same socket, so one pool serves them all.
+    """
+
+    def get_connection(self, url: Any, proxies: Any = None) -> Any:
+        return super().get_connection(self.socket_path, proxies)
+
+
+def _api_client(
+    base_url: str, version: str, timeout: float | None, pool_size: int
+) -> docker.APIClient:
+    client = docker.APIClient(
+        base_url=base_url, version=version, timeout=timeout, max_pool_size=pool_size
+    )
+    stock = client.adapters.get("http+docker://")
+    if isinstance(stock, UnixHTTPAdapter):
+        adapter = _SocketAdapter(stock.socket_path, timeout, max_pool_size=pool_size)
+        client._custom_adapter = adapter
+        client.mount("http+docker://", adapter)
+        stock.close()
+    return client
+
+
 class DockerEngine:
     """:class:`Engine` on docker-py's low-level client.
 
@@ -236,12 +265,7 @@ class DockerEngine:
         with self._guard:
             client = self._clients.get(key)
             if client is None:
-                client = docker.APIClient(
-                    base_url=self.base_url,
-                    version=version,
-                    timeout=wait,
-                    max_pool_size=self.pool_size,
-                )
+                client = _api_client(self.base_url, version, wait, self.pool_size)
                 self._clients[key] = client
             return client
 
