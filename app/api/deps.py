@@ -14,7 +14,11 @@ from app.service.context import Context
 _bearer = HTTPBearer(auto_error=False, description="berth's API token")
 
 
-def get_context(request: Request) -> Context:
+# The two dependencies below are ``async`` because they never block: a plain
+# ``def`` dependency costs every request a hop to the thread pool and back.
+
+
+async def get_context(request: Request) -> Context:
     context: Context = request.app.state.context
     return context
 
@@ -38,7 +42,7 @@ def check_bearer(expected: str | None, authorization: str | None) -> None:
         raise AuthenticationError("the API token is not valid")
 
 
-def require_token(
+async def require_token(
     ctx: ContextDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> None:
