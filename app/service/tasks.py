@@ -102,12 +102,20 @@ def register_task(ctx: Context, spec: TaskSpec) -> tuple[TaskView, bool]:
     return view, True
 
 
+def _no_task(task_id: str) -> TaskNotFoundError:
+    return TaskNotFoundError(f"no task {task_id}")
+
+
 def load_task(ctx: Context, session: Session, task_id: str) -> TaskRow:
     """The task, if it exists and belongs to this host."""
     task = repo.get_task(session, task_id)
     if task is None or task.host_id != ctx.settings.host_id:
-        raise TaskNotFoundError(f"no task {task_id}")
+        raise _no_task(task_id)
     return task
+
+
+def _no_container(task_id: str, name: str) -> ContainerNotFoundError:
+    return ContainerNotFoundError(f"task {task_id} has no container {name!r}")
 
 
 def load_container(
@@ -116,7 +124,7 @@ def load_container(
     task = load_task(ctx, session, task_id)
     row = next((c for c in task.containers if c.name == name), None)
     if row is None:
-        raise ContainerNotFoundError(f"task {task_id} has no container {name!r}")
+        raise _no_container(task_id, name)
     return task, row
 
 
@@ -126,9 +134,16 @@ def get_task(ctx: Context, task_id: str) -> TaskView:
 
 
 def get_container(ctx: Context, task_id: str, name: str) -> ContainerView:
+    """The stored view of one container: one query, no spec read."""
+    host_id = ctx.settings.host_id
     with ctx.db.transaction() as session:
-        task, row = load_container(ctx, session, task_id, name)
-        return container_view(row, task.arn)
+        found = repo.get_container_with_arn(session, host_id, task_id, name)
+        if found is not None:
+            row, arn = found
+            return container_view(row, arn)
+        if not repo.task_exists(session, host_id, task_id):
+            raise _no_task(task_id)
+    raise _no_container(task_id, name)
 
 
 def list_tasks(

@@ -69,6 +69,32 @@ def get_container(session: Session, task_id: str, name: str) -> ContainerRow | N
     ).first()
 
 
+def get_container_with_arn(
+    session: Session, host_id: str, task_id: str, name: str
+) -> tuple[ContainerRow, str] | None:
+    """A host's container row with its task's ARN, in one query.
+
+    For reads: the task's spec and siblings are not loaded.
+    """
+    found = session.execute(
+        select(ContainerRow, TaskRow.arn)
+        .join(TaskRow, ContainerRow.task_id == TaskRow.id)
+        .where(
+            ContainerRow.task_id == task_id,
+            ContainerRow.name == name,
+            TaskRow.host_id == host_id,
+        )
+    ).first()
+    return None if found is None else (found[0], str(found[1]))
+
+
+def task_exists(session: Session, host_id: str, task_id: str) -> bool:
+    found = session.scalar(
+        select(TaskRow.id).where(TaskRow.id == task_id, TaskRow.host_id == host_id)
+    )
+    return found is not None
+
+
 def find_container_by_docker_ref(
     session: Session, host_id: str, ref: str
 ) -> ContainerRow | None:
