@@ -403,8 +403,12 @@ def _create_or_record(ctx: Context, plan: _Plan, name: str) -> _Made:
 def _store_made(
     ctx: Context, plan: _Plan, made: _Made, doc: dict[str, Any] | None
 ) -> ContainerView | None:
-    """Store the ID, name and inspect; None when the row is gone."""
-    with ctx.db.transaction() as session:
+    """Store the ID, name and inspect; None when the row is gone.
+
+    Not a durable commit: the name commit before the create was, and with
+    it recovery finds this container again should a power cut lose this.
+    """
+    with ctx.db.transaction(durable=False) as session:
         row = session.get(ContainerRow, plan.row_id)
         if row is None:
             return None

@@ -169,7 +169,8 @@ class EventWatcher:
             return False
 
         ctx = self.ctx
-        with ctx.db.transaction() as session:
+        # Events only tell what the engine did; reconcile tells it again.
+        with ctx.db.transaction(durable=False) as session:
             row = repo.find_container_by_docker_name(
                 session, ctx.settings.host_id, name
             )
@@ -241,7 +242,7 @@ class EventWatcher:
     ) -> None:
         ctx = self.ctx
         host = ctx.settings.host_id
-        with ctx.db.transaction() as session:
+        with ctx.db.transaction(durable=False) as session:
             row = repo.find_container_by_docker_id(session, host, docker_id)
             if row is None:
                 return

@@ -38,7 +38,7 @@ def refresh(ctx: Context, task_id: str, name: str) -> ContainerView:
     _, docker_id = _docker_ref(ctx, task_id, name)
     doc = ctx.engine.inspect(docker_id) if docker_id else None
 
-    with ctx.db.transaction() as session:
+    with ctx.db.transaction(durable=False) as session:
         task, row = load_container(ctx, session, task_id, name)
         if doc is not None:
             record_inspect(row, doc)

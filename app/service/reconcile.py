@@ -270,7 +270,8 @@ def _apply(ctx: Context, changes: list[_Change], report: ReconcileReport) -> Non
     """Write each change if its row is still as read; report what was written."""
     if not changes:
         return
-    with ctx.db.transaction() as session:
+    # What the engine said, which the next reconcile would say again.
+    with ctx.db.transaction(durable=False) as session:
         applied = [
             change
             for change in changes

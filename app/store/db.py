@@ -6,7 +6,7 @@ import fcntl
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -45,15 +45,16 @@ LOCK_POOL_OVERFLOW = 40
 PG_CONNECT_TIMEOUT_S = 10
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    # FULL: a commit is on disk when it returns; the create protocol's
-    # name commit relies on that.
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+def _sqlite_pragmas(synchronous: str) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return on_connect
 
 
 def prepare_sqlite_path(url: str) -> None:
@@ -112,18 +113,25 @@ def _key_number(key: str) -> int:
 
 
 class Database:
-    """One SQLAlchemy engine and the session factory bound to it."""
+    """The SQLAlchemy engine and the session factories bound to it."""
 
     def __init__(self, url: str) -> None:
         url = database_url(url)
         self.url = make_url(url)
         self.is_sqlite = self.url.get_backend_name() == "sqlite"
-        self.engine = self._make_engine(url)
+        # FULL: a commit is on disk when it returns; the create protocol's
+        # name commit, and every answer berth gives, rely on that.
+        self.engine = self._make_engine(url, "FULL")
         self.sessions = sessionmaker(self.engine, expire_on_commit=False)
+        self._redoable = self.sessions
+        self._redoable_engine: Engine | None = None
+        if self.is_sqlite:
+            self._redoable_engine = self._make_engine(url, "NORMAL")
+            self._redoable = sessionmaker(self._redoable_engine, expire_on_commit=False)
         self._lock_dir = self._sqlite_lock_dir()
         self._lock_engine = None if self.is_sqlite else self._make_lock_engine(url)
 
-    def _make_engine(self, url: str) -> Engine:
+    def _make_engine(self, url: str, synchronous: str) -> Engine:
         if not self.is_sqlite:
             return _postgres_engine(url, POOL_SIZE, POOL_OVERFLOW)
 
@@ -134,7 +142,7 @@ class Database:
             pool_size=POOL_SIZE,
             max_overflow=POOL_OVERFLOW,
         )
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", _sqlite_pragmas(synchronous))
         return engine
 
     def _make_lock_engine(self, url: str) -> Engine:
@@ -147,14 +155,21 @@ class Database:
         return Path(database).parent / (Path(database).name + ".locks")
 
     @contextmanager
-    def transaction(self) -> Iterator[Session]:
+    def transaction(self, durable: bool = True) -> Iterator[Session]:
         """A session whose work commits when the block ends, or rolls back.
+
+        ``durable=False`` is for writes that only record what the engine
+        said (an ID it just gave, a state it reported), which reconcile
+        redoes from the engine if a power cut loses them. On SQLite they
+        commit without waiting for the disk (WAL, ``synchronous=NORMAL``),
+        which still loses nothing when only the process dies.
 
         A row that another request deleted while this one changed it (a
         task deleted under a refresh, say) is gone, not a server fault.
         """
+        sessions = self.sessions if durable else self._redoable
         try:
-            with self.sessions.begin() as session:
+            with sessions.begin() as session:
                 yield session
         except StaleDataError as exc:
             raise ContainerNotFoundError(
@@ -207,6 +222,8 @@ class Database:
 
     def dispose(self) -> None:
         self.engine.dispose()
+        if self._redoable_engine is not None:
+            self._redoable_engine.dispose()
         if self._lock_engine is not None:
             self._lock_engine.dispose()
 
