@@ -26,11 +26,15 @@ class BerthServer:
     """``berth serve`` on a free loopback port, with its own environment.
 
     ``env`` holds BERTH_* settings; the output goes to ``log_path`` so a
-    test can read what the server wrote.
+    test can read what the server wrote. ``python`` is the interpreter it
+    runs on: this one, unless another environment is wanted.
     """
 
-    def __init__(self, env: dict[str, str], log_path: Path) -> None:
+    def __init__(
+        self, env: dict[str, str], log_path: Path, python: str = sys.executable
+    ) -> None:
         self.env = {**os.environ, **env}
+        self.python = python
         self.log_path = log_path
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -43,7 +47,7 @@ class BerthServer:
         env = {**self.env, **extra_env}
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "app.cli", "serve", "--port", str(self.port)],
+            [self.python, "-m", "app.cli", "serve", "--port", str(self.port)],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

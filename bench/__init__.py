@@ -1,0 +1,1 @@
+"""berth's benchmark: berth and the engine it drives, side by side."""
