@@ -1,10 +1,12 @@
 """The OpenAPI document, shaped for generated clients.
 
-FastAPI's document is close; two things are put right here. Every error
+FastAPI's document is close; three things are put right here. Every error
 answer of the API is ``application/problem+json`` with the ``Problem``
 schema, so error responses list that media type alone (FastAPI would add
-``application/json`` beside it). And a request that fails validation is a
-problem too, never FastAPI's ``HTTPValidationError``.
+``application/json`` beside it). A request that fails validation is a
+problem too, never FastAPI's ``HTTPValidationError``. And every ``/v1``
+operation names the bearer token, which the ``TokenGate`` middleware
+demands ahead of routing rather than a dependency of each route.
 
 The committed copy, ``docs/openapi.json``, is regenerated with
 ``berth openapi > docs/openapi.json``; a test fails when they drift apart.
@@ -18,6 +20,7 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
 
+from app.api.middleware import GUARDED_PREFIX
 from app.api.problems import PROBLEM_JSON, Problem
 
 PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
@@ -26,6 +29,9 @@ PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _DEFAULT_VALIDATION_SCHEMAS = ("HTTPValidationError", "ValidationError")
 
 _METHODS = {"get", "put", "post", "delete", "patch", "head", "options"}
+
+BEARER = "HTTPBearer"
+BEARER_SCHEME = {"type": "http", "description": "berth's API token", "scheme": "bearer"}
 
 
 def _is_problem(response: dict[str, Any]) -> bool:
@@ -47,13 +53,23 @@ def _problems_only(operation: dict[str, Any]) -> None:
             response["description"] = "The request is not valid"
 
 
-def _operations(schema: dict[str, Any]) -> list[dict[str, Any]]:
+def _operations(schema: dict[str, Any], prefix: str = "/") -> list[dict[str, Any]]:
     return [
         operation
-        for item in schema.get("paths", {}).values()
+        for path, item in schema.get("paths", {}).items()
+        if path.startswith(prefix)
         for method, operation in item.items()
         if method in _METHODS
     ]
+
+
+def _declare_token(schema: dict[str, Any]) -> None:
+    """Every ``/v1`` operation demands the bearer token."""
+    schema.setdefault("components", {}).setdefault("securitySchemes", {})[BEARER] = (
+        dict(BEARER_SCHEME)
+    )
+    for operation in _operations(schema, GUARDED_PREFIX + "/"):
+        operation["security"] = [{BEARER: []}]
 
 
 def _drop_unused(schema: dict[str, Any], names: tuple[str, ...]) -> None:
@@ -89,6 +105,7 @@ def build(app: FastAPI) -> dict[str, Any]:
         _problems_only(operation)
     _ensure_problem_schema(schema)
     _drop_unused(schema, _DEFAULT_VALIDATION_SCHEMAS)
+    _declare_token(schema)
     return schema
 
 
