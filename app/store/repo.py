@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.orm import Session, joinedload
 
 from app.store.models import ContainerRow, TaskRow, utcnow
 
@@ -20,8 +20,20 @@ def add_task(session: Session, task: TaskRow) -> None:
     session.flush()
 
 
+# Statements on every request's path are built once, with their parameters
+# bound at execution: building one and its cache key anew on every call
+# cost as much as running it.
+_TASK_WITH_CONTAINERS = (
+    select(TaskRow)
+    .where(TaskRow.id == bindparam("task_id"))
+    .options(joinedload(TaskRow.containers))
+)
+
+
 def get_task(session: Session, task_id: str) -> TaskRow | None:
-    return session.get(TaskRow, task_id)
+    """The task with its containers, in one query."""
+    found = session.execute(_TASK_WITH_CONTAINERS, {"task_id": task_id})
+    return found.unique().scalar_one_or_none()
 
 
 def get_task_by_arn(session: Session, host_id: str, arn: str) -> TaskRow | None:
@@ -69,6 +81,18 @@ def get_container(session: Session, task_id: str, name: str) -> ContainerRow | N
     ).first()
 
 
+# The read that control planes poll.
+_CONTAINER_WITH_ARN = (
+    select(ContainerRow, TaskRow.arn)
+    .join(TaskRow, ContainerRow.task_id == TaskRow.id)
+    .where(
+        ContainerRow.task_id == bindparam("task_id"),
+        ContainerRow.name == bindparam("name"),
+        TaskRow.host_id == bindparam("host_id"),
+    )
+)
+
+
 def get_container_with_arn(
     session: Session, host_id: str, task_id: str, name: str
 ) -> tuple[ContainerRow, str] | None:
@@ -77,13 +101,7 @@ def get_container_with_arn(
     For reads: the task's spec and siblings are not loaded.
     """
     found = session.execute(
-        select(ContainerRow, TaskRow.arn)
-        .join(TaskRow, ContainerRow.task_id == TaskRow.id)
-        .where(
-            ContainerRow.task_id == task_id,
-            ContainerRow.name == name,
-            TaskRow.host_id == host_id,
-        )
+        _CONTAINER_WITH_ARN, {"task_id": task_id, "name": name, "host_id": host_id}
     ).first()
     return None if found is None else (found[0], str(found[1]))
 
