@@ -319,6 +319,7 @@ class TaskSpec(Strict):
 
         for container in self.containers:
             _check_container_refs(container, set(names), set(volume_names))
+        _check_host_ports(self.containers)
 
         dependency_order(self)
         return self
@@ -342,6 +343,41 @@ def _check_container_refs(
             raise ValueError(
                 f"container {container.name!r} mounts undeclared volume "
                 f"{mount.source_volume!r}"
+            )
+
+
+# A host IP that listens on every address clashes with any other IP.
+_EVERY_ADDRESS = {"", "0.0.0.0", "::"}  # noqa: S104 (compared, never bound)
+
+
+def _ips_clash(first: str, second: str) -> bool:
+    return first == second or first in _EVERY_ADDRESS or second in _EVERY_ADDRESS
+
+
+def _check_host_ports(containers: list[ContainerSpec]) -> None:
+    """Refuse two mappings of one task onto the same host port.
+
+    The engine would take the first and refuse to start the second, long
+    after the task was accepted; a fixed host port is the task's to claim
+    once. Port 0 asks the engine for a free port, which never clashes.
+    """
+    taken: list[tuple[int, str, str, str]] = []
+    for container in containers:
+        for mapping in container.port_mappings:
+            if mapping.host_port == 0:
+                continue
+            for port, protocol, ip, owner in taken:
+                if (
+                    port == mapping.host_port
+                    and protocol == mapping.protocol
+                    and _ips_clash(ip, mapping.host_ip)
+                ):
+                    raise ValueError(
+                        f"containers {owner!r} and {container.name!r} both map "
+                        f"host port {port}/{protocol}"
+                    )
+            taken.append(
+                (mapping.host_port, mapping.protocol, mapping.host_ip, container.name)
             )
 
 

@@ -96,6 +96,16 @@ def container(
     return spec
 
 
+def _free_host_ports(containers: list[dict[str, Any]]) -> None:
+    """A fixed host port once per task: a second mapping asks for any."""
+    seen: set[int] = set()
+    for spec in containers:
+        for mapping in spec["port_mappings"]:
+            if mapping["host_port"] in seen:
+                mapping["host_port"] = 0
+            seen.add(mapping["host_port"] or -1)
+
+
 @st.composite
 def tasks(draw: st.DrawFn) -> dict[str, Any]:
     container_names = draw(st.lists(names, min_size=1, max_size=4, unique=True))
@@ -104,6 +114,7 @@ def tasks(draw: st.DrawFn) -> dict[str, Any]:
         draw(container(name, container_names[:i], volume_names))
         for i, name in enumerate(container_names)
     ]
+    _free_host_ports(containers)
     # Any order on the wire; the dependency order is berth's to find.
     containers = draw(st.permutations(containers))
     return {
@@ -169,6 +180,12 @@ MUTATIONS: dict[str, Mutation] = {
     "port 0": lambda t: _first(t).update(port_mappings=[{"container_port": 0}]),
     "host port 65536": lambda t: _first(t).update(
         port_mappings=[{"container_port": 80, "host_port": 65536}]
+    ),
+    "one host port twice": lambda t: _first(t).update(
+        port_mappings=[
+            {"container_port": 80, "host_port": 8080},
+            {"container_port": 81, "host_port": 8080, "host_ip": "127.0.0.1"},
+        ]
     ),
     "protocol icmp": lambda t: _first(t).update(
         port_mappings=[{"container_port": 80, "protocol": "icmp"}]
@@ -277,3 +294,52 @@ def test_errors_do_not_echo_input_values() -> None:
         TaskSpec.model_validate(raw)
 
     assert SECRET not in str(caught.value)
+
+
+def _two_mappings(first: dict[str, Any], second: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "arn": "arn:ports",
+        "family": "ports",
+        "version": "1",
+        "containers": [
+            {"name": "a", "image": "busybox", "port_mappings": [first]},
+            {"name": "b", "image": "busybox", "port_mappings": [second]},
+        ],
+    }
+
+
+def test_two_containers_cannot_claim_one_host_port() -> None:
+    """A fixed host port mapped by two containers of a task is refused at
+    registration, instead of failing the second start later."""
+    task = _two_mappings(
+        {"container_port": 80, "host_port": 8080},
+        {"container_port": 90, "host_port": 8080, "host_ip": "::"},
+    )
+
+    with pytest.raises(ValidationError, match="host port 8080/tcp"):
+        TaskSpec.model_validate(task)
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ({"host_port": 8080}, {"host_port": 8080, "protocol": "udp"}),
+        (
+            {"host_port": 8080, "host_ip": "127.0.0.1"},
+            {"host_port": 8080, "host_ip": "127.0.0.2"},
+        ),
+        ({"host_port": 0}, {"host_port": 0}),
+    ],
+)
+def test_host_ports_that_do_not_clash_are_kept(
+    first: dict[str, Any], second: dict[str, Any]
+) -> None:
+    """Another protocol, two distinct addresses, or ports the engine picks
+    are no clash."""
+    task = _two_mappings(
+        {"container_port": 80, **first}, {"container_port": 80, **second}
+    )
+
+    spec = TaskSpec.model_validate(task)
+
+    assert len(spec.containers) == 2
