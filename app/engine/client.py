@@ -32,6 +32,7 @@ from app.errors import (
     CannotRemoveContainerError,
     CannotStartContainerError,
     CannotStopContainerError,
+    ContainerStateError,
     DockerTimeoutError,
     EngineError,
     EngineUnavailableError,
@@ -200,6 +201,24 @@ _CONTAINER_FAULTS = (
     "unable to find user",
     "unable to find group",
 )
+
+
+# What the engine says when a start cannot happen *now* because of the
+# state of something else: a link target that is not running, a removal
+# under way, a host port another container holds. Neither the engine nor
+# the container's configuration is at fault, and the same start succeeds
+# once that state changes: a conflict (409), not a failure to retry (502).
+_STATE_CONFLICTS = (
+    "cannot link to a non running container",
+    "marked for removal",
+    "port is already allocated",
+    "address already in use",
+)
+
+
+def _state_conflict(exc: docker.errors.APIError) -> bool:
+    text = _explanation(exc).lower()
+    return any(conflict in text for conflict in _STATE_CONFLICTS)
 
 
 def _blames_container(exc: docker.errors.APIError) -> bool:
@@ -396,6 +415,8 @@ class DockerEngine:
             except docker.errors.NotFound:
                 raise
             except docker.errors.APIError as exc:
+                if _state_conflict(exc):
+                    raise ContainerStateError(_explanation(exc)) from exc
                 status = 422 if _blames_container(exc) else 502
                 raise CannotStartContainerError(
                     _explanation(exc), status=status

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import docker
 from fastapi.testclient import TestClient
 
@@ -162,3 +164,42 @@ def test_unknown_task_and_container_are_404(client: TestClient) -> None:
     assert no_task.json()["error_name"] == "TaskNotFoundError"
     assert no_container.status_code == 404
     assert no_container.json()["error_name"] == "ContainerNotFoundError"
+
+
+def test_starting_a_container_whose_link_target_is_stopped_is_a_conflict(
+    client: TestClient,
+) -> None:
+    """The engine will not link to a container that is not running: 409
+    ContainerStateError, which a start of the target resolves, not a 502."""
+    db = container("db")
+    web = container("web", links=["db"])
+    task_id = register(client, task_body(db, web))
+    assert client.post(f"/v1/tasks/{task_id}/create").status_code == 200
+
+    answer = client.post(path(task_id, "web", "start"))
+
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error_name"] == "ContainerStateError"
+    assert "non running" in answer.json()["detail"]
+    assert client.post(path(task_id, "db", "start")).status_code == 200
+    assert client.post(path(task_id, "web", "start")).json()["status"] == "RUNNING"
+
+
+def test_a_host_port_another_container_holds_is_a_conflict(
+    client: TestClient,
+) -> None:
+    """Two tasks asking for one fixed host port: the second start is 409
+    ContainerStateError with the engine's message, not an engine failure."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mapping = [{"container_port": 8080, "host_port": port, "host_ip": "127.0.0.1"}]
+    first = register(client, task_body(container("one", port_mappings=mapping)))
+    second = register(client, task_body(container("two", port_mappings=mapping)))
+    assert client.post(path(first, "one", "start")).status_code == 200
+
+    answer = client.post(path(second, "two", "start"))
+
+    assert answer.status_code == 409, answer.text
+    assert answer.json()["error_name"] == "ContainerStateError"
+    assert str(port) in answer.json()["detail"]
