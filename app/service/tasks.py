@@ -36,6 +36,15 @@ def spec_hash(spec: TaskSpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _with_cluster(spec: TaskSpec, default: str) -> TaskSpec:
+    """The spec with its cluster spelled out, as berth answers it.
+
+    A client that registers again with the cluster berth told it, or
+    without the one it wrote the first time, sends the same task.
+    """
+    return spec.model_copy(update={"cluster": spec.cluster or default})
+
+
 def _new_task(ctx: Context, spec: TaskSpec, digest: str) -> TaskRow:
     now = utcnow()
     host_id = ctx.settings.host_id
@@ -66,7 +75,10 @@ def _new_task(ctx: Context, spec: TaskSpec, digest: str) -> TaskRow:
 
 
 def _existing(task: TaskRow, digest: str) -> TaskView:
-    if task.spec_hash != digest:
+    # Hashed again from the stored spec: rows stored before the cluster was
+    # spelled out keep matching the body that registered them.
+    stored = _with_cluster(TaskSpec.model_validate(task.spec), task.cluster)
+    if spec_hash(stored) != digest:
         raise TaskConflictError(
             f"task {task.arn} is already registered with a different spec"
         )
@@ -80,6 +92,7 @@ def register_task(ctx: Context, spec: TaskSpec) -> tuple[TaskView, bool]:
     denies is refused before anything is stored.
     """
     check_task(ctx.policy, spec)
+    spec = _with_cluster(spec, ctx.settings.cluster)
     digest = spec_hash(spec)
     try:
         with ctx.db.transaction() as session:

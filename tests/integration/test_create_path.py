@@ -69,6 +69,24 @@ def test_register_is_201_then_200_then_409_for_another_spec(
     assert conflict.json()["status"] == 409
 
 
+def test_the_same_task_with_its_defaults_spelled_out_is_the_same_task(
+    client: TestClient,
+) -> None:
+    """Registering again with the cluster berth answered (and other defaults
+    written out) is 200 with the same ID; another cluster is 409."""
+    body = linked_task()
+    first = client.post("/v1/tasks", json=body)
+    cluster = first.json()["cluster"]
+    spelled = {**body, "cluster": cluster, "network_mode": "bridge"}
+
+    again = client.post("/v1/tasks", json=spelled)
+    elsewhere = client.post("/v1/tasks", json={**body, "cluster": cluster + "-x"})
+
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert again.json()["id"] == first.json()["id"]
+    assert elsewhere.status_code == 409
+
+
 def test_a_link_to_an_uncreated_sibling_stores_and_creates_nothing(
     client: TestClient,
     settings: Settings,
