@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from app.config import Settings
 from app.errors import BerthError
 from app.logs import configure as configure_logging
@@ -46,6 +48,8 @@ def _token_problem(args: argparse.Namespace, settings: Settings) -> str | None:
         token = settings.token
     except OSError as exc:
         return f"cannot read the API token file {settings.api_token_file}: {exc}"
+    except ValueError as exc:
+        return str(exc)
     if args.uds is None and token is None and not _is_loopback(args.host):
         return (
             f"refusing to listen on {args.host} without an API token; set "
@@ -234,9 +238,23 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def _settings() -> Settings | str:
+    """The settings, or what is wrong with them, one line a setting."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        return "; ".join(
+            f"BERTH_{'_'.join(str(p) for p in e['loc']).upper()}: "
+            + e["msg"].removeprefix("Value error, ")
+            for e in exc.errors()
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    settings = Settings()
+    settings = _settings()
+    if isinstance(settings, str):
+        return _fail(f"invalid settings: {settings}")
     code: int = args.run(args, settings)
     return code
 

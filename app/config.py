@@ -14,6 +14,9 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 DEFAULT_STATE_DIR = Path("/var/lib/berth")
 LOCAL_DOCKER_SOCKET = "unix:///var/run/docker.sock"
 
+# The engine addresses docker-py can reach.
+DOCKER_SCHEMES = ("unix", "tcp", "http", "https", "ssh", "npipe")
+
 
 def _default_state_dir() -> Path:
     # root gets the system place; anyone else a per-user one, so that a
@@ -68,6 +71,15 @@ class Settings(BaseSettings):
     # so tests can place a crash exactly where the protocol is weakest.
     crash_at: str | None = None
 
+    @field_validator("docker_host")
+    @classmethod
+    def _engine_address(cls, value: str) -> str:
+        scheme, separator, rest = value.partition("://")
+        if not separator or scheme.lower() not in DOCKER_SCHEMES or not rest:
+            schemes = ", ".join(f"{s}://" for s in DOCKER_SCHEMES)
+            raise ValueError(f"not an engine address; use one of {schemes}")
+        return value
+
     @field_validator("allowed_host_paths", mode="before")
     @classmethod
     def _split_paths(cls, value: object) -> object:
@@ -83,11 +95,21 @@ class Settings(BaseSettings):
 
     @cached_property
     def token(self) -> str | None:
-        """The bearer token, from the setting or the file it names."""
+        """The bearer token, from the setting or the file it names.
+
+        A token that is set but blank is refused (ValueError): it would
+        lock every caller out, or read as no token at all.
+        """
         if self.api_token is not None:
-            return self.api_token.get_secret_value() or None
+            token = self.api_token.get_secret_value().strip()
+            if not token:
+                raise ValueError("BERTH_API_TOKEN is set but blank")
+            return token
         if self.api_token_file is not None:
-            return self.api_token_file.read_text().strip() or None
+            token = self.api_token_file.read_text().strip()
+            if not token:
+                raise ValueError(f"the API token file {self.api_token_file} is empty")
+            return token
         return None
 
 

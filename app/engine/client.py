@@ -284,7 +284,14 @@ class DockerEngine:
         with self._guard:
             client = self._clients.get(key)
             if client is None:
-                client = _api_client(self.base_url, version, wait, self.pool_size)
+                try:
+                    client = _api_client(self.base_url, version, wait, self.pool_size)
+                except docker.errors.DockerException as exc:
+                    # An address docker-py will not use (an ssh:// one without
+                    # paramiko, say): as good as an engine that is down.
+                    raise EngineUnavailableError(
+                        f"cannot use the engine at {self.base_url}: {exc}"
+                    ) from exc
                 self._clients[key] = client
             return client
 

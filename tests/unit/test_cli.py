@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -46,3 +47,35 @@ def test_a_command_is_required(capsys: pytest.CaptureFixture[str]) -> None:
 
     assert exited.value.code == 2
     assert "COMMAND" in capsys.readouterr().err
+
+
+def _berth(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BERTH), *args],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_an_engine_address_docker_cannot_use_is_refused_by_name() -> None:
+    """A BERTH_DOCKER_HOST that is no engine address stops every command
+    with one line naming the setting, not a traceback."""
+    done = _berth("reconcile", BERTH_DOCKER_HOST="garbage://x")
+
+    assert done.returncode == 2
+    assert done.stderr.startswith("berth: invalid settings: BERTH_DOCKER_HOST")
+    assert "unix://" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "0.0.0.0"])
+def test_a_blank_api_token_is_refused(host: str) -> None:
+    """A token of spaces would lock every caller out, or pass for none:
+    serve refuses to start and says which setting is blank."""
+    done = _berth("serve", "--host", host, BERTH_API_TOKEN="   ")
+
+    assert done.returncode == 2
+    assert "BERTH_API_TOKEN is set but blank" in done.stderr
