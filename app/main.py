@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from app import openapi
 from app.api import problems
-from app.api.middleware import BodyLimit, RequestContext, TokenGate
+from app.api.middleware import BodyLimit, JsonBodies, RequestContext, TokenGate
 from app.api.routes import system, tasks
 from app.config import Settings
 from app.engine.client import DockerEngine
@@ -104,8 +104,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(tasks.router)
     app.include_router(system.router)
     app.include_router(system.probes)
-    # Outermost first: a request ID, then the token, then the size cap, so
-    # that a caller without the token never gets as far as the body.
+    # Outermost first: a request ID, then the token, then the size cap and
+    # the body's type, so that a caller without the token never gets as far
+    # as the body.
+    app.add_middleware(JsonBodies)
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(TokenGate, token=settings.token)
     app.add_middleware(RequestContext)

@@ -1,4 +1,4 @@
-"""ASGI middleware: request IDs, the token gate and the request-size cap."""
+"""ASGI middleware: request IDs, the token gate, the size cap, JSON bodies."""
 
 from __future__ import annotations
 
@@ -148,3 +148,41 @@ class BodyLimit:
             headers={"Connection": "close"},
         )
         await response(scope, receive, send)
+
+
+_BODY_METHODS = {"POST", "PUT", "PATCH"}
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";", 1)[0].strip().lower()
+    return media == b"application/json" or (
+        media.startswith(b"application/") and media.endswith(b"+json")
+    )
+
+
+class JsonBodies:
+    """Answer 415 for a request body that is not declared JSON.
+
+    Without it the body is never parsed and the caller reads that its
+    valid JSON object "should be a valid dictionary": curl's ``-d`` sends
+    form encoding unless told otherwise.
+    """
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope.get("method") in _BODY_METHODS:
+            headers = dict(scope.get("headers") or [])
+            has_body = headers.get(b"content-length", b"0") not in (b"0", b"")
+            has_body = has_body or b"transfer-encoding" in headers
+            if has_body and not _is_json(headers.get(b"content-type", b"")):
+                response = problem_response(
+                    415,
+                    "UnsupportedMediaTypeError",
+                    "request bodies are JSON: send Content-Type: application/json",
+                    "The request body is not JSON",
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)

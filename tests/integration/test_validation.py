@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -120,19 +121,43 @@ def test_validation_error_points_at_the_field(client: TestClient) -> None:
         (b"null", "application/json"),
         (b'"a string"', "application/json"),
         (b"\xff\xfe", "application/json"),
-        (b"arn=x&family=y", "application/x-www-form-urlencoded"),
-        (b'{"arn": "x"}', "text/plain"),
     ],
 )
 def test_malformed_body_is_a_problem(
     client: TestClient, content: bytes, content_type: str
 ) -> None:
-    """Broken JSON, or no JSON, is a 4xx problem+json, never a crash."""
+    """Broken JSON is a 4xx problem+json, never a crash."""
     response = client.post(
         "/v1/tasks", content=content, headers={"content-type": content_type}
     )
 
     assert_problem(response, (400, 422), "ValidationError")
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {"content-type": "application/x-www-form-urlencoded"},
+        {"content-type": "text/plain"},
+        {},
+    ],
+)
+def test_a_body_not_declared_json_is_415_saying_so(
+    client: TestClient, headers: dict[str, str]
+) -> None:
+    """A valid task sent as form data (curl -d's default) or without a type
+    is 415 UnsupportedMediaTypeError naming the header to send, and is not
+    registered."""
+    arn = unique_arn("form")
+    body = json.dumps(task(arn)).encode()
+
+    response = client.post("/v1/tasks", content=body, headers=headers)
+
+    problem = assert_problem(response, 415, "UnsupportedMediaTypeError")
+    assert "Content-Type: application/json" in problem["detail"]
+    assert client.get("/v1/tasks", params={"arn": arn}).json()["total"] == 0
+    declared = {"content-type": "application/json; charset=utf-8"}
+    assert client.post("/v1/tasks", content=body, headers=declared).status_code == 201
 
 
 def _chunks(total: int, size: int = 64 * 1024) -> Iterator[bytes]:

@@ -34,7 +34,7 @@ _DOCKER = (502, 503, 504)
     response_model=TaskView,
     responses={
         200: {"model": TaskView, "description": "Already registered, same spec"},
-        **problem_responses(*_AUTH, 403, 409, 413),
+        **problem_responses(*_AUTH, 403, 409, 413, 415),
     },
 )
 def register_task(spec: TaskSpec, ctx: ContextDep, response: Response) -> TaskView:
