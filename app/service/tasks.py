@@ -115,8 +115,17 @@ def register_task(ctx: Context, spec: TaskSpec) -> tuple[TaskView, bool]:
     return view, True
 
 
+# How much of an identifier a caller sent is repeated in an error: enough
+# to tell which request it was, never a page of whatever was sent.
+SHOWN_CHARS = 64
+
+
+def _shown(value: str) -> str:
+    return value if len(value) <= SHOWN_CHARS else value[:SHOWN_CHARS] + "…"
+
+
 def _no_task(task_id: str) -> TaskNotFoundError:
-    return TaskNotFoundError(f"no task {task_id}")
+    return TaskNotFoundError(f"no task {_shown(task_id)}")
 
 
 def load_task(ctx: Context, session: Session, task_id: str) -> TaskRow:
@@ -128,7 +137,9 @@ def load_task(ctx: Context, session: Session, task_id: str) -> TaskRow:
 
 
 def _no_container(task_id: str, name: str) -> ContainerNotFoundError:
-    return ContainerNotFoundError(f"task {task_id} has no container {name!r}")
+    return ContainerNotFoundError(
+        f"task {_shown(task_id)} has no container {_shown(name)!r}"
+    )
 
 
 def load_container(
@@ -187,7 +198,9 @@ def find_owner(ctx: Context, ref: str) -> OwnerView:
     with ctx.db.transaction() as session:
         row = repo.find_container_by_docker_ref(session, ctx.settings.host_id, ref)
         if row is None:
-            raise ContainerNotFoundError(f"berth owns no Docker container {ref!r}")
+            raise ContainerNotFoundError(
+                f"berth owns no Docker container {_shown(ref)!r}"
+            )
         return OwnerView(
             task_id=row.task_id,
             task_arn=row.task.arn,

@@ -351,3 +351,18 @@ def test_start_of_a_removed_container_creates_it_again(client: TestClient) -> No
     assert started.json()["status"] == "RUNNING"
     assert started.json()["docker_id"] != first["docker_id"]
     assert started.json()["docker_name"] != first["docker_name"]
+
+
+def test_a_long_identifier_is_not_repeated_whole(client: TestClient) -> None:
+    """A 404 names what was asked for, cut short: a 5,000-character name is
+    not sent back to the caller or written in full into the answer."""
+    task_id = client.post("/v1/tasks", json=task(unique_arn("long"))).json()["id"]
+    name = "n" * 5000
+
+    response = client.get(f"/v1/tasks/{task_id}/containers/{name}")
+    owner = client.get(f"/v1/containers/{name}")
+
+    for answer in (response, owner):
+        problem = assert_problem(answer, 404, "ContainerNotFoundError")
+        assert "n" * 64 + "…" in problem["detail"]
+        assert len(problem["detail"]) < 200
