@@ -9,19 +9,25 @@ habits of the engine widen what "the body" means, and both are covered:
   ``HostConfig``;
 - it still reads host-config fields at the top level of the body (the
   deprecated embedded form), used when ``HostConfig`` is absent or null.
+
+The body may name other containers only where berth itself wired this
+task's siblings from the typed ``links`` and ``volumes_from``: taking the
+volumes of, or sharing a namespace with, any other container hands over
+whatever that container was allowed, a bind of the Docker socket included.
 """
 
 from __future__ import annotations
 
 import os
 import posixpath
+import secrets
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.errors import PolicyDeniedError
-from app.service.request import build_create_body
-from app.service.spec import TaskSpec
+from app.service.request import CreateBody, Wiring, build_create_body
+from app.service.spec import ContainerSpec, TaskSpec
 
 # Both spellings: /var/run is a link to /run on current systems. containerd's
 # socket hands over the host just as well as Docker's.
@@ -33,6 +39,12 @@ ENGINE_SOCKETS = (
 )
 
 HOST_NAMESPACE_MODES = ("PidMode", "IpcMode", "UTSMode", "UsernsMode", "CgroupnsMode")
+# Every mode the engine reads "container:<name>" in, joining that container's
+# namespace (or, for Cgroup, its cgroup). Its PID namespace shows its
+# filesystem at /proc/1/root. berth never wires one (the typed network_mode
+# is bridge, host or none), so no setting allows them, for siblings neither.
+CONTAINER_MODES = ("NetworkMode", *HOST_NAMESPACE_MODES, "Cgroup")
+JOIN_PREFIX = "container:"
 
 # Fields that reach host devices or lift the confinement a container
 # normally has; each is as good as ``Privileged`` to an attacker.
@@ -41,14 +53,19 @@ DEVICE_FIELDS = ("Devices", "DeviceCgroupRules", "DeviceRequests")
 PROC_MASK_FIELDS = ("MaskedPaths", "ReadonlyPaths")
 UNCONFINED_OPTIONS = ("unconfined", "label=disable", "label:disable")
 
-# Each rule and the setting an operator changes to allow what it denies.
+# Each rule and what allows what it denies: the setting an operator changes,
+# or, for references to other containers, only what berth wires itself.
 RULES = {
     "privileged": "BERTH_ALLOW_PRIVILEGED",
+    "cgroup-parent": "BERTH_ALLOW_PRIVILEGED",
     "host-network": "BERTH_ALLOW_HOST_NETWORK",
     "host-pid": "BERTH_ALLOW_HOST_PID",
     "cap-add": "BERTH_ALLOW_CAP_ADD",
     "host-path": "BERTH_ALLOWED_HOST_PATHS",
     "docker-socket": "BERTH_ALLOWED_HOST_PATHS, naming the socket itself",
+    "volumes-from": "the typed volumes_from field, naming a sibling",
+    "links": "the typed links field, naming a sibling",
+    "container-namespace": "no setting",
 }
 
 
@@ -203,6 +220,10 @@ def _check_privileges(policy: Policy, host: Mapping[str, Any]) -> None:
         return
     if _set(host, "Privileged"):
         raise deny("privileged", "a privileged container")
+    # A cgroup of the caller's choosing ("/" is the host's root cgroup)
+    # escapes the limits the engine puts every container under.
+    if _set(host, "CgroupParent"):
+        raise deny("cgroup-parent", "choosing the parent cgroup (CgroupParent)")
     for field in DEVICE_FIELDS:
         if _set(host, field):
             raise deny("privileged", f"access to host devices ({field})")
@@ -214,7 +235,16 @@ def _check_privileges(policy: Policy, host: Mapping[str, Any]) -> None:
             raise deny("privileged", "an unconfined security profile")
 
 
+def _check_joined_namespaces(host: Mapping[str, Any]) -> None:
+    for field in CONTAINER_MODES:
+        # Lower case and stripped: stricter than the engine, never looser.
+        if any(word.startswith(JOIN_PREFIX) for word in _words(host, field)):
+            what = f"another container's namespace ({field})"
+            raise deny("container-namespace", what)
+
+
 def _check_namespaces(policy: Policy, host: Mapping[str, Any]) -> None:
+    _check_joined_namespaces(host)
     if "host" in _words(host, "NetworkMode") and not policy.allow_host_network:
         raise deny("host-network", "the host's network namespace")
     for field in HOST_NAMESPACE_MODES:
@@ -232,24 +262,83 @@ def _check_capabilities(policy: Policy, host: Mapping[str, Any]) -> None:
         raise deny("cap-add", "choosing the capability set")
 
 
+def _unwired(value: Any, wired: frozenset[str]) -> bool:
+    """Whether a list of container references holds one berth did not wire.
+
+    Each entry must be one berth wrote, whole: a sibling's Docker name with
+    the mode or alias the typed field gave it. Null and [] name nothing;
+    anything else that is not a list is refused rather than interpreted.
+    """
+    if value is None:
+        return False
+    entries = value if isinstance(value, list | tuple) else [value]
+    return any(not (isinstance(e, str) and e in wired) for e in entries)
+
+
+def _check_references(host: Mapping[str, Any], wiring: Wiring) -> None:
+    if any(_unwired(v, wiring.volumes_from) for v in _values(host, "VolumesFrom")):
+        raise deny("volumes-from", "taking volumes from a container not a sibling")
+    if any(_unwired(v, wiring.links) for v in _values(host, "Links")):
+        raise deny("links", "a link to a container not a sibling")
+
+
+def _endpoints(body: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    """Every network endpoint the body configures (NetworkingConfig)."""
+    for networking in _values(body, "NetworkingConfig"):
+        if not isinstance(networking, Mapping):
+            continue
+        for endpoints in _values(networking, "EndpointsConfig"):
+            if isinstance(endpoints, Mapping):
+                yield from (e for e in endpoints.values() if isinstance(e, Mapping))
+
+
+def _check_endpoint_links(body: Mapping[str, Any], wiring: Wiring) -> None:
+    # An endpoint takes links of its own, beside HostConfig's. berth wires
+    # none there; one repeating a link berth wired reaches no further, so
+    # the same test applies.
+    for endpoint in _endpoints(body):
+        if any(_unwired(v, wiring.links) for v in _values(endpoint, "Links")):
+            raise deny("links", "a link to a container not a sibling")
+
+
+def _wiring(body: Mapping[str, Any]) -> Wiring:
+    # Only a body build_create_body made knows which references berth wired.
+    # Any other is judged as if berth had wired none, so that a reference to
+    # a container is refused rather than trusted.
+    return body.wiring if isinstance(body, CreateBody) else Wiring()
+
+
 def check_create_body(policy: Policy, body: Mapping[str, Any]) -> None:
     """Raise PolicyDeniedError naming the first rule the body breaks."""
+    wiring = _wiring(body)
     for host in host_configs(body):
         _check_privileges(policy, host)
         _check_namespaces(policy, host)
         _check_capabilities(policy, host)
+        _check_references(host, wiring)
         for source in bind_sources(host):
             check_host_path(policy, source)
+    _check_endpoint_links(body, wiring)
+
+
+def _stand_ins(container: ContainerSpec) -> dict[str, str]:
+    """Docker names for the siblings, which have none before the task is stored.
+
+    Nobody can guess these, so a docker_config entry matches one only if berth
+    wrote it, as at create. The sibling's own name would not do: a
+    ``VolumesFrom: ["db:rw"]`` would then pass here as the typed field's, and
+    at create name whichever container is called "db" on the engine.
+    """
+    token = secrets.token_hex(16)
+    return {name: f"{token}-{name}" for name in container.dependencies()}
 
 
 def check_task(policy: Policy, task: TaskSpec) -> None:
     """Judge every container of a task before the task is stored.
 
     The create path judges each body again, as it is sent: the settings may
-    have changed since. Here the siblings' Docker names do not exist yet,
-    and they do not matter to any rule.
+    have changed since, and a task stored before a rule existed meets it.
     """
     for container in task.containers:
-        siblings = {name: name for name in container.dependencies()}
-        body = build_create_body(task, "new", container, siblings, {})
+        body = build_create_body(task, "new", container, _stand_ins(container), {})
         check_create_body(policy, body)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import hashlib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from app.service.labels import with_ownership
@@ -21,6 +22,29 @@ MIB = 1024 * 1024
 # How much of a task volume's cleaned name goes into its Docker volume's
 # name; the hash beside it is what keeps two volumes apart.
 VOLUME_NAME_ROOM = 64
+
+
+@dataclass(frozen=True)
+class Wiring:
+    """The references to sibling containers berth wrote from the typed
+    ``links`` and ``volumes_from``, exactly as they stand in the body."""
+
+    links: frozenset[str] = frozenset()
+    volumes_from: frozenset[str] = frozenset()
+
+
+class CreateBody(dict[str, Any]):
+    """A create body that remembers what berth wired from the typed fields.
+
+    Once ``docker_config`` is merged in, a sibling's Docker name in
+    ``VolumesFrom`` or ``Links`` looks no different from any other
+    container's; the policy tells them apart by this record. It travels with
+    the body because the body is all the policy is handed at create.
+    """
+
+    def __init__(self, body: Mapping[str, Any], wiring: Wiring) -> None:
+        super().__init__(body)
+        self.wiring = wiring
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -110,12 +134,9 @@ def _host_config(
     if container.port_mappings:
         host["PortBindings"] = _port_bindings(container)
     if container.links:
-        host["Links"] = [_link(link, siblings) for link in container.links]
+        host["Links"] = _links(container, siblings)
     if container.volumes_from:
-        host["VolumesFrom"] = [
-            f"{siblings[v.source_container]}:{'ro' if v.read_only else 'rw'}"
-            for v in container.volumes_from
-        ]
+        host["VolumesFrom"] = _volumes_from(container, siblings)
     binds = _binds(task, task_id, container)
     if binds:
         host["Binds"] = binds
@@ -141,18 +162,37 @@ def _link(link: str, siblings: Mapping[str, str]) -> str:
     return f"{siblings[target]}:{alias or target}"
 
 
+def _links(container: ContainerSpec, siblings: Mapping[str, str]) -> list[str]:
+    return [_link(link, siblings) for link in container.links]
+
+
+def _volumes_from(container: ContainerSpec, siblings: Mapping[str, str]) -> list[str]:
+    return [
+        f"{siblings[v.source_container]}:{'ro' if v.read_only else 'rw'}"
+        for v in container.volumes_from
+    ]
+
+
+def _wiring(container: ContainerSpec, siblings: Mapping[str, str]) -> Wiring:
+    return Wiring(
+        links=frozenset(_links(container, siblings)),
+        volumes_from=frozenset(_volumes_from(container, siblings)),
+    )
+
+
 def build_create_body(
     task: TaskSpec,
     task_id: str,
     container: ContainerSpec,
     siblings: Mapping[str, str],
     ownership: Mapping[str, str],
-) -> dict[str, Any]:
+) -> CreateBody:
     """The ``POST /containers/create`` body for ``container``.
 
     ``siblings`` maps each container this one links to or takes volumes
     from to its Docker name. ``docker_config`` is merged over what the
-    typed fields built, and the ownership labels are set last of all.
+    typed fields built, and the ownership labels are set last of all. The
+    body records the sibling references the typed fields made (``wiring``).
     """
     body = _config(container)
     body["HostConfig"] = _host_config(task, task_id, container, siblings)
@@ -170,4 +210,4 @@ def build_create_body(
     body["Labels"] = with_ownership(
         labels if isinstance(labels, Mapping) else None, ownership
     )
-    return body
+    return CreateBody(body, _wiring(container, siblings))

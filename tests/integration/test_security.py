@@ -8,7 +8,8 @@ import stat
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -287,6 +288,7 @@ DENIED: dict[str, tuple[dict[str, Any], str]] = {
     ),
     "raw PidMode host": (_raw({"PidMode": "host"}), "host-pid"),
     "raw CapAdd": (_raw({"CapAdd": ["SYS_ADMIN"]}), "cap-add"),
+    "raw CgroupParent": (_raw({"CgroupParent": "/"}), "cgroup-parent"),
     "raw privileged in lower case": (_raw({"privileged": True}), "privileged"),
     "top-level host config": (
         {"container": {"docker_config": {"config": {"Privileged": True}}}},
@@ -414,6 +416,119 @@ def test_docker_socket_needs_naming_itself(
         response = client.post("/v1/tasks", json=_body(unique_arn(), _mounting(SOCKET)))
 
     assert assert_problem(response, 403, "PolicyDeniedError")["rule"] == "docker-socket"
+
+
+# Other containers
+
+
+@pytest.fixture
+def foreign(docker_api: docker.APIClient) -> Iterator[str]:
+    """A container berth did not make, holding the Docker socket; removed after."""
+    name = f"berth-test-foreign-{uuid.uuid4().hex[:12]}"
+    binds = [f"{SOCKET}:{SOCKET}:ro"]
+    docker_api.create_container(
+        TEST_IMAGE,
+        command=["sleep", "30"],
+        name=name,
+        host_config=docker_api.create_host_config(binds=binds),
+    )
+    try:
+        yield name
+    finally:
+        docker_api.remove_container(name, force=True)
+
+
+Reach = Callable[[str], dict[str, Any]]
+
+REACHING: dict[str, tuple[Reach, str]] = {
+    "VolumesFrom": (lambda name: {"VolumesFrom": [name]}, "volumes-from"),
+    "volumesfrom read-only": (
+        lambda name: {"volumesfrom": [f"{name}:ro"]},
+        "volumes-from",
+    ),
+    "PidMode": (lambda name: {"PidMode": f"container:{name}"}, "container-namespace"),
+    "NetworkMode": (
+        lambda name: {"NetworkMode": f"container:{name}"},
+        "container-namespace",
+    ),
+    "Links": (lambda name: {"Links": [f"{name}:peer"]}, "links"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REACHING))
+def test_docker_config_cannot_reach_another_container(
+    client: TestClient,
+    docker_api: docker.APIClient,
+    host_id: str,
+    foreign: str,
+    case: str,
+) -> None:
+    """docker_config naming a container berth did not wire is 403; nothing stays."""
+    reach, rule = REACHING[case]
+    arn = unique_arn()
+
+    response = client.post("/v1/tasks", json=_body(arn, _raw(reach(foreign))))
+
+    problem = assert_problem(response, 403, "PolicyDeniedError")
+    assert problem["rule"] == rule
+    assert foreign not in response.text
+    assert registered(client, arn) == 0
+    assert engine_containers(docker_api, host_id) == []
+
+
+@pytest.mark.parametrize("case", ["VolumesFrom", "PidMode"])
+def test_create_refuses_another_container_stored_unjudged(
+    client: TestClient,
+    docker_api: docker.APIClient,
+    host_id: str,
+    foreign: str,
+    monkeypatch: pytest.MonkeyPatch,
+    case: str,
+) -> None:
+    """A task stored before these rules existed is refused at create, unnamed."""
+    reach, rule = REACHING[case]
+    # As a berth without these rules would have stored it.
+    monkeypatch.setattr("app.service.tasks.check_task", lambda policy, task: None)
+    task = client.post("/v1/tasks", json=_body(unique_arn(), _raw(reach(foreign))))
+    assert task.status_code == 201, task.text
+    base = f"/v1/tasks/{task.json()['id']}/containers/m"
+
+    response = client.post(f"{base}/create")
+    row = client.get(base).json()
+
+    assert assert_problem(response, 403, "PolicyDeniedError")["rule"] == rule
+    assert row["docker_name"] is None
+    assert row["docker_id"] is None
+    assert engine_containers(docker_api, host_id) == []
+
+
+def test_typed_links_and_volumes_from_reach_siblings(
+    client: TestClient, docker_api: docker.APIClient
+) -> None:
+    """The closed policy lets a container link to and share volumes of a sibling."""
+    app = {
+        "name": "m",
+        "image": TEST_IMAGE,
+        "links": ["db:database"],
+        "volumes_from": [{"source_container": "db", "read_only": True}],
+    }
+    body = {
+        **spec(unique_arn()),
+        "containers": [{"name": "db", "image": TEST_IMAGE}, app],
+    }
+    task = client.post("/v1/tasks", json=body)
+    assert task.status_code == 201, task.text
+    base = f"/v1/tasks/{task.json()['id']}/containers"
+
+    db = client.post(f"{base}/db/create")
+    created = client.post(f"{base}/m/create")
+
+    assert db.status_code == 201, db.text
+    assert created.status_code == 201, created.text
+    host = docker_api.inspect_container(created.json()["docker_id"])["HostConfig"]
+    sibling = db.json()["docker_name"]
+    assert host["VolumesFrom"] == [f"{sibling}:ro"]
+    assert [link.split(":")[0] for link in host["Links"]] == [f"/{sibling}"]
 
 
 # Secrets

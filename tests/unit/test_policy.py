@@ -7,10 +7,26 @@ from typing import Any
 import pytest
 
 from app.errors import PolicyDeniedError
-from app.service.policy import Policy, check_create_body, check_host_path, check_task
+from app.service.policy import (
+    RULES,
+    Policy,
+    check_create_body,
+    check_host_path,
+    check_task,
+)
+from app.service.request import build_create_body
 from app.service.spec import TaskSpec
 
 CLOSED = Policy()
+# Every setting on: what is still denied, no operator can allow.
+OPEN = Policy(
+    allow_privileged=True,
+    allow_host_network=True,
+    allow_host_pid=True,
+    allow_cap_add=True,
+    allowed_host_paths=("/",),
+)
+FOREIGN = "someone-elses-container"
 
 
 def rule_of(policy: Policy, body: dict[str, Any]) -> str | None:
@@ -58,6 +74,19 @@ def test_plain_body_is_allowed() -> None:
         ({"PidMode": "host"}, "host-pid"),
         ({"IpcMode": "host"}, "host-pid"),
         ({"UsernsMode": "host"}, "host-pid"),
+        ({"VolumesFrom": [FOREIGN]}, "volumes-from"),
+        ({"VolumesFrom": [f"{FOREIGN}:ro"]}, "volumes-from"),
+        ({"Links": [f"{FOREIGN}:db"]}, "links"),
+        ({"Links": [FOREIGN]}, "links"),
+        ({"NetworkMode": f"container:{FOREIGN}"}, "container-namespace"),
+        ({"PidMode": f"container:{FOREIGN}"}, "container-namespace"),
+        ({"IpcMode": f"container:{FOREIGN}"}, "container-namespace"),
+        ({"UTSMode": f"container:{FOREIGN}"}, "container-namespace"),
+        ({"UsernsMode": f"container:{FOREIGN}"}, "container-namespace"),
+        ({"CgroupnsMode": f"container:{FOREIGN}"}, "container-namespace"),
+        ({"Cgroup": f"container:{FOREIGN}"}, "container-namespace"),
+        ({"CgroupParent": "/"}, "cgroup-parent"),
+        ({"CgroupParent": "system.slice"}, "cgroup-parent"),
         ({"CapAdd": ["SYS_ADMIN"]}, "cap-add"),
         ({"Capabilities": ["CAP_SYS_ADMIN"]}, "cap-add"),
         ({"Binds": ["/etc:/x"]}, "host-path"),
@@ -125,6 +154,7 @@ def test_empty_lists_and_false_flags_are_allowed() -> None:
         (Policy(allow_host_network=True), {"NetworkMode": "host"}),
         (Policy(allow_host_pid=True), {"PidMode": "host"}),
         (Policy(allow_cap_add=True), {"CapAdd": ["NET_ADMIN"]}),
+        (Policy(allow_privileged=True), {"CgroupParent": "/"}),
         (Policy(allowed_host_paths=("/etc",)), {"Binds": ["/etc:/x:ro"]}),
         (
             Policy(allowed_host_paths=("/var/run/docker.sock",)),
@@ -142,6 +172,101 @@ def test_one_setting_does_not_allow_another_rule() -> None:
     policy = Policy(allow_privileged=True)
 
     assert rule_of(policy, host(Privileged=True, NetworkMode="host")) == "host-network"
+
+
+@pytest.mark.parametrize(
+    ("fields", "rule"),
+    [
+        ({"VolumesFrom": [FOREIGN]}, "volumes-from"),
+        ({"Links": [f"{FOREIGN}:x"]}, "links"),
+        ({"PidMode": f"container:{FOREIGN}"}, "container-namespace"),
+        ({"NetworkMode": f"container:{FOREIGN}"}, "container-namespace"),
+    ],
+)
+def test_no_setting_allows_naming_another_container(
+    fields: dict[str, Any], rule: str
+) -> None:
+    """With every setting on, a body still may not reach into other containers."""
+    assert rule_of(OPEN, host(**fields)) == rule
+
+
+@pytest.mark.parametrize(
+    ("body", "rule"),
+    [
+        ({"Image": "b", "HostConfig": {"volumesfrom": [FOREIGN]}}, "volumes-from"),
+        ({"Image": "b", "hostconfig": {"VOLUMESFROM": [FOREIGN]}}, "volumes-from"),
+        ({"Image": "b", "VolumesFrom": [FOREIGN]}, "volumes-from"),
+        ({"Image": "b", "VolumesFrom": [FOREIGN], "HostConfig": None}, "volumes-from"),
+        ({"Image": "b", "HostConfig": {"VolumesFrom": FOREIGN}}, "volumes-from"),
+        ({"Image": "b", "HostConfig": {"VolumesFrom": [{"x": 1}]}}, "volumes-from"),
+        # U+212A, the Kelvin sign, folds to k in Go: the engine reads "Links".
+        ({"Image": "b", "HostConfig": {"Lin\u212as": [FOREIGN]}}, "links"),
+        ({"Image": "b", "links": [FOREIGN]}, "links"),
+        (
+            {
+                "Image": "b",
+                "NetworkingConfig": {
+                    "EndpointsConfig": {"bridge": {"Links": [f"{FOREIGN}:x"]}}
+                },
+            },
+            "links",
+        ),
+        (
+            {
+                "Image": "b",
+                "networkingconfig": {
+                    "endpointsconfig": {"bridge": {"links": [FOREIGN]}}
+                },
+            },
+            "links",
+        ),
+        (
+            {"Image": "b", "HostConfig": {"pidmode": f"container:{FOREIGN}"}},
+            "container-namespace",
+        ),
+        (
+            {"Image": "b", "HostConfig": {"PidMode": f"Container:{FOREIGN}"}},
+            "container-namespace",
+        ),
+        (
+            {"Image": "b", "HostConfig": {"PidMode": f" container:{FOREIGN}"}},
+            "container-namespace",
+        ),
+        ({"Image": "b", "PidMode": f"container:{FOREIGN}"}, "container-namespace"),
+        ({"Image": "b", "HostConfig": {"cgroupparent": "/"}}, "cgroup-parent"),
+        ({"Image": "b", "CgroupParent": "/"}, "cgroup-parent"),
+    ],
+)
+def test_other_containers_are_found_in_any_spelling(
+    body: dict[str, Any], rule: str
+) -> None:
+    """Other containers and CgroupParent count in any case and wherever read."""
+    assert rule_of(CLOSED, body) == rule
+
+
+def test_empty_references_are_allowed() -> None:
+    """Null and empty VolumesFrom and Links name no container and pass."""
+    body = host(VolumesFrom=[], Links=None, CgroupParent="", PidMode="")
+
+    assert rule_of(CLOSED, body) is None
+
+
+@pytest.mark.parametrize("rule", ["volumes-from", "links", "container-namespace"])
+def test_reference_denials_name_the_rule_not_the_container(rule: str) -> None:
+    """The denial names the rule and its remedy, never the container it was sent."""
+    fields = {
+        "volumes-from": {"VolumesFrom": [FOREIGN]},
+        "links": {"Links": [FOREIGN]},
+        "container-namespace": {"PidMode": f"container:{FOREIGN}"},
+    }[rule]
+
+    with pytest.raises(PolicyDeniedError) as caught:
+        check_create_body(CLOSED, host(**fields))
+
+    assert caught.value.rule == rule
+    assert f"rule: {rule}" in caught.value.detail
+    assert RULES[rule] in caught.value.detail
+    assert FOREIGN not in caught.value.detail
 
 
 @pytest.mark.parametrize(
@@ -226,6 +351,20 @@ def _task(**container: Any) -> TaskSpec:
         ),
         ({"docker_config": {"host_config": {"PidMode": "host"}}}, "host-pid"),
         ({"docker_config": {"config": {"HostConfig": {"CapAdd": ["ALL"]}}}}, "cap-add"),
+        (
+            {"docker_config": {"host_config": {"VolumesFrom": [FOREIGN]}}},
+            "volumes-from",
+        ),
+        ({"docker_config": {"host_config": {"Links": [FOREIGN]}}}, "links"),
+        (
+            {"docker_config": {"host_config": {"PidMode": f"container:{FOREIGN}"}}},
+            "container-namespace",
+        ),
+        (
+            {"docker_config": {"config": {"HostConfig": None, "Links": [FOREIGN]}}},
+            "links",
+        ),
+        ({"docker_config": {"host_config": {"CgroupParent": "/"}}}, "cgroup-parent"),
     ],
 )
 def test_task_is_judged_from_its_spec(container: dict[str, Any], rule: str) -> None:
@@ -258,3 +397,105 @@ def test_task_with_links_and_volumes_passes() -> None:
     )
 
     check_task(CLOSED, spec)
+
+
+SIBLINGS = {"db": "ecs-f-1-db-aaaaaaaaaaaaaaaaaaaa"}
+
+
+def _wired_task(**docker_config: Any) -> TaskSpec:
+    """A task whose ``app`` links to and takes volumes from its sibling ``db``."""
+    app: dict[str, Any] = {
+        "name": "app",
+        "image": "busybox",
+        "links": ["db:database"],
+        "volumes_from": [{"source_container": "db", "read_only": True}],
+    }
+    if docker_config:
+        app["docker_config"] = docker_config
+    return TaskSpec.model_validate(
+        {
+            "arn": "arn:test",
+            "family": "f",
+            "version": "1",
+            "containers": [{"name": "db", "image": "busybox"}, app],
+        }
+    )
+
+
+def _created_body_rule(spec: TaskSpec) -> str | None:
+    """The rule that denies ``app``'s body as the create path builds it."""
+    container = spec.container("app")
+    assert container is not None
+    return rule_of(CLOSED, build_create_body(spec, "t", container, SIBLINGS, {}))
+
+
+def test_typed_sibling_references_pass_at_create() -> None:
+    """Links and volumes-from berth wired to a sibling's Docker name pass."""
+    assert _created_body_rule(_wired_task()) is None
+
+
+def test_repeating_what_berth_wired_passes() -> None:
+    """A docker_config that only restates berth's own wiring names no stranger."""
+    spec = _wired_task(
+        host_config={
+            "VolumesFrom": [f"{SIBLINGS['db']}:ro"],
+            "Links": [f"{SIBLINGS['db']}:database"],
+        }
+    )
+
+    assert _created_body_rule(spec) is None
+
+
+@pytest.mark.parametrize(
+    ("docker_config", "rule"),
+    [
+        ({"host_config": {"VolumesFrom": [FOREIGN]}}, "volumes-from"),
+        (
+            {"host_config": {"VolumesFrom": [f"{SIBLINGS['db']}:ro", FOREIGN]}},
+            "volumes-from",
+        ),
+        ({"host_config": {"volumesfrom": [FOREIGN]}}, "volumes-from"),
+        ({"host_config": {"VolumesFrom": ["db:ro"]}}, "volumes-from"),
+        ({"host_config": {"VolumesFrom": [f"{SIBLINGS['db']}:rw"]}}, "volumes-from"),
+        ({"config": {"HostConfig": {"VolumesFrom": [FOREIGN]}}}, "volumes-from"),
+        ({"host_config": {"Links": [f"{FOREIGN}:database"]}}, "links"),
+        ({"host_config": {"LINKS": [f"{SIBLINGS['db']}:database", FOREIGN]}}, "links"),
+        (
+            {
+                "config": {
+                    "NetworkingConfig": {"EndpointsConfig": {"b": {"Links": ["x"]}}}
+                }
+            },
+            "links",
+        ),
+        (
+            {"host_config": {"PidMode": f"container:{SIBLINGS['db']}"}},
+            "container-namespace",
+        ),
+        (
+            {"host_config": {"NetworkMode": f"container:{SIBLINGS['db']}"}},
+            "container-namespace",
+        ),
+    ],
+)
+def test_docker_config_cannot_name_other_containers_at_create(
+    docker_config: dict[str, Any], rule: str
+) -> None:
+    """Beside berth's wiring, docker_config may not name or join any container."""
+    assert _created_body_rule(_wired_task(**docker_config)) == rule
+
+
+@pytest.mark.parametrize(
+    "docker_config",
+    [
+        {"host_config": {"VolumesFrom": ["db:ro"]}},
+        {"host_config": {"Links": ["db:database"]}},
+        {"host_config": {"VolumesFrom": [FOREIGN]}},
+    ],
+)
+def test_registration_refuses_what_create_would(docker_config: dict[str, Any]) -> None:
+    """Before siblings have Docker names, docker_config still cannot name one."""
+    with pytest.raises(PolicyDeniedError) as caught:
+        check_task(CLOSED, _wired_task(**docker_config))
+
+    assert caught.value.rule in ("volumes-from", "links")
