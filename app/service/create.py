@@ -30,7 +30,13 @@ from app.errors import (
     UnsupportedDockerAPIVersionError,
 )
 from app.service.context import Context
-from app.service.labels import CONTAINER_NAME, TASK_ARN, owned_by, ownership_labels
+from app.service.labels import (
+    CONTAINER_NAME,
+    HOST_ID,
+    TASK_ARN,
+    owned_by,
+    ownership_labels,
+)
 from app.service.naming import docker_name
 from app.service.observe import record_inspect
 from app.service.policy import check_create_body
@@ -225,11 +231,20 @@ def _record_error(
     )
 
 
-def _ours(ctx: Context, plan: _Plan, doc: dict[str, Any]) -> bool:
-    labels = (doc.get("Config") or {}).get("Labels")
+def _ours(ctx: Context, plan: _Plan, labels: dict[str, str] | None) -> bool:
+    """Made by this host's berth for this task's container, and no other."""
     return owned_by(
-        labels, ctx.settings.label_prefix, plan.task_arn, plan.container.name
+        labels,
+        ctx.settings.label_prefix,
+        plan.task_arn,
+        plan.container.name,
+        ctx.settings.host_id,
     )
+
+
+def _inspected_labels(doc: dict[str, Any]) -> dict[str, str] | None:
+    labels = (doc.get("Config") or {}).get("Labels")
+    return labels if isinstance(labels, dict) else None
 
 
 @dataclass(frozen=True)
@@ -266,16 +281,21 @@ def _inspect_settled(ctx: Context, name: str) -> dict[str, Any] | None:
 
 
 def _find_by_labels(ctx: Context, plan: _Plan) -> _Made | None:
-    """Ours under any name: the oldest container labelled for this one."""
+    """Ours under any name: the oldest container labelled for this one.
+
+    Filtered by this host's label as well: another berth on the engine
+    may hold a container for the same task, and that one is not ours.
+    """
     prefix = ctx.settings.label_prefix
     found = ctx.engine.list_labelled(
         f"{prefix}{TASK_ARN}={plan.task_arn}",
         f"{prefix}{CONTAINER_NAME}={plan.container.name}",
+        f"{HOST_ID}={ctx.settings.host_id}",
     )
     found.sort(key=lambda c: int(c.get("Created") or 0))
     for entry in found:
         names = entry.get("Names") or []
-        if entry.get("Id") and names:
+        if entry.get("Id") and names and _ours(ctx, plan, entry.get("Labels")):
             return _Made(str(entry["Id"]), str(names[0]).lstrip("/"))
     return None
 
@@ -292,7 +312,7 @@ def _adopt_after_conflict(ctx: Context, plan: _Plan, name: str) -> _Made | None:
         if made is None:
             return None
         return _adopted(plan, made.docker_id, made.docker_name, "labels")
-    if _ours(ctx, plan, doc):
+    if _ours(ctx, plan, _inspected_labels(doc)):
         return _adopted(plan, str(doc["Id"]), name, "name_in_use")
     raise NameConflictError(
         f"Docker name {name} belongs to a container berth did not make for "
@@ -306,7 +326,7 @@ def _adopt_after_timeout(ctx: Context, plan: _Plan, name: str) -> _Made | None:
         doc = ctx.engine.inspect(name)
     except BerthError:
         return None
-    if doc is not None and _ours(ctx, plan, doc):
+    if doc is not None and _ours(ctx, plan, _inspected_labels(doc)):
         return _adopted(plan, str(doc["Id"]), name, "lost_answer")
     return None
 

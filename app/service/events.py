@@ -19,7 +19,7 @@ from app.engine.metadata import ContainerMetadata
 from app.errors import BerthError, ContainerNotFoundError
 from app.service.context import Context
 from app.service.create import create_in_flight
-from app.service.labels import TASK_ARN, owned_by
+from app.service.labels import HOST_ID, TASK_ARN, owned_by
 from app.service.observe import record_gone, record_inspect
 from app.service.reconcile import reconcile
 from app.service.views import State, load_metadata
@@ -120,8 +120,13 @@ class EventWatcher:
             backoff = min(backoff * 2, MAX_BACKOFF_S)
 
     def _subscribe(self, reconnect: bool) -> None:
-        label = self.ctx.settings.label_prefix + TASK_ARN
-        self._stream = self.ctx.engine.events({"type": ["container"], "label": [label]})
+        # Both labels must match: another host's berth on this engine keeps
+        # its own containers current, and this one need not hear of them.
+        labels = [
+            self.ctx.settings.label_prefix + TASK_ARN,
+            f"{HOST_ID}={self.ctx.settings.host_id}",
+        ]
+        self._stream = self.ctx.engine.events({"type": ["container"], "label": labels})
         if reconnect:
             self.reconnects += 1
             self.ctx.metrics.event_reconnects.inc()
@@ -179,8 +184,13 @@ class EventWatcher:
             if create_in_flight(ctx, row.task_id, row.name):
                 # Its own create is about to store this ID, with an inspect.
                 return False
+            # An event's attributes carry the container's labels.
             if not owned_by(
-                attributes, ctx.settings.label_prefix, row.task.arn, row.name
+                attributes,
+                ctx.settings.label_prefix,
+                row.task.arn,
+                row.name,
+                ctx.settings.host_id,
             ):
                 return False
             adopted = repo.update_container_if(

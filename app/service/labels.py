@@ -44,11 +44,29 @@ def with_ownership(
 
 
 def owned_by(
-    labels: Mapping[str, str] | None, prefix: str, task_arn: str, container_name: str
+    labels: Mapping[str, str] | None,
+    prefix: str,
+    task_arn: str,
+    container_name: str,
+    host_id: str,
 ) -> bool:
-    """Whether labels name this task's ARN and this container's name."""
+    """Whether labels name this task's ARN, this container and this host.
+
+    The host too: berths on one engine may hold the same task, and each
+    must leave the other's container alone, never adopt it.
+    """
     labels = labels or {}
     return (
         labels.get(prefix + TASK_ARN) == task_arn
         and labels.get(prefix + CONTAINER_NAME) == container_name
+        and labels.get(HOST_ID) == host_id
     )
+
+
+def made_here(labels: Mapping[str, str] | None, host_id: str) -> bool:
+    """Whether labels say this host's berth made the container.
+
+    A container with the ECS labels and no host label was made by
+    something else (an ECS agent, another tool), never by a berth.
+    """
+    return (labels or {}).get(HOST_ID) == host_id

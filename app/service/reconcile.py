@@ -21,7 +21,7 @@ import structlog
 
 from app.errors import BerthError
 from app.service.context import Context
-from app.service.labels import CONTAINER_NAME, HOST_ID, TASK_ARN, owned_by
+from app.service.labels import CONTAINER_NAME, TASK_ARN, made_here, owned_by
 from app.service.observe import observed
 from app.service.views import ReconcileReport, State, load_metadata
 from app.store import repo
@@ -123,9 +123,12 @@ def _label(ctx: Context) -> str:
 
 
 def _mine(ctx: Context, listed: Mapping[str, Any]) -> bool:
-    """Made by this host's berth, or by no berth (an ECS-style container)."""
-    host = (listed.get("Labels") or {}).get(HOST_ID)
-    return host is None or host == ctx.settings.host_id
+    """Made by this host's berth.
+
+    Not a container with no host label: the ECS labels alone may be an
+    ECS agent's or another tool's, and those are not berth's to remove.
+    """
+    return made_here(listed.get("Labels"), ctx.settings.host_id)
 
 
 def _listed_exit_code(listed: Mapping[str, Any]) -> int | None:
@@ -195,6 +198,9 @@ def _with_id(
 ) -> None:
     assert snap.docker_id is not None
     listed = listing.by_id.get(snap.docker_id)
+    if listed is not None and not _mine(ctx, listed):
+        _release(snap, changes)
+        return
     listing.claim(listed)
     if listed is None:
         if snap.status != State.REMOVED:
@@ -211,6 +217,30 @@ def _with_id(
         changes.append(_Change(snap, bucket, values))
 
 
+def _release(snap: _Snapshot, changes: list[_Change]) -> None:
+    """Let go of a container another host's berth (or no berth) made.
+
+    Only a row that adopted it before adoption checked the host label can
+    hold one. Keeping it would let this berth stop and remove the other
+    host's container; the row goes back to NONE with no name, so the
+    next create makes one of its own.
+    """
+    changes.append(
+        _Change(
+            snap,
+            "retryable",
+            {
+                "status": State.NONE,
+                "docker_id": None,
+                "docker_name": None,
+                "meta": None,
+                "error_name": None,
+                "error_message": None,
+            },
+        )
+    )
+
+
 def _find_own(
     ctx: Context, snap: _Snapshot, listing: _Listing
 ) -> dict[str, Any] | None:
@@ -221,10 +251,11 @@ def _find_own(
     rest are duplicates and stay orphans).
     """
     prefix = ctx.settings.label_prefix
+    host = ctx.settings.host_id
     candidates = [
         c
         for c in listing.unclaimed()
-        if owned_by(c.get("Labels"), prefix, snap.task_arn, snap.name)
+        if owned_by(c.get("Labels"), prefix, snap.task_arn, snap.name, host)
     ]
     by_name = [c for c in candidates if _listed_name(c) == snap.docker_name]
     ordered = by_name or sorted(candidates, key=lambda c: int(c.get("Created") or 0))

@@ -117,6 +117,28 @@ def neighbours(
         remove_labelled(docker_api, other_host)
 
 
+@pytest.fixture
+def strangers(
+    tmp_path: Path, host_id: str, other_host: str, docker_api: docker.APIClient
+) -> Iterator[tuple[TestClient, TestClient]]:
+    """Two berths with their own host IDs and their own SQLite files on one
+    engine: nothing shared but the engine, so no row tells either of the
+    other's containers, only their labels do."""
+    clients = []
+    for name, host in (("a", host_id), ("b", other_host)):
+        url = f"sqlite:///{tmp_path / f'{name}.db'}"
+        upgrade(url)
+        clients.append(
+            _settings(tmp_path, name, host_id=host, database_url=url, events=False)
+        )
+    try:
+        with ExitStack() as stack:
+            a, b = (stack.enter_context(TestClient(create_app(c))) for c in clients)
+            yield a, b
+    finally:
+        remove_labelled(docker_api, other_host)
+
+
 def _task(arn: str | None = None) -> dict[str, Any]:
     return {
         "arn": arn or unique_arn("hosts"),
@@ -305,3 +327,33 @@ def test_events_of_another_hosts_container_change_nothing(
     EventWatcher(a.app.state.context).handle(event)
 
     assert _row(pg_url, theirs["task_id"]) == before
+
+
+def test_a_berth_never_adopts_or_removes_another_hosts_container_of_its_task(
+    strangers: tuple[TestClient, TestClient],
+    docker_api: docker.APIClient,
+    host_id: str,
+    other_host: str,
+) -> None:
+    """B holds A's task too: its reconcile adopts nothing, its create makes its
+    own container, and deleting its task leaves A's container running."""
+    a, b = strangers
+    arn = unique_arn("shared")
+    mine = _start(a, arn)
+    task_b = b.post("/v1/tasks", json=_task(arn)).json()
+    base_b = f"/v1/tasks/{task_b['id']}"
+
+    report = b.post("/v1/reconcile", params={"remove_orphans": True}).json()
+    unadopted = b.get(f"{base_b}/containers/main").json()
+    theirs = b.post(f"{base_b}/containers/main/create").json()
+    deleted = b.delete(base_b, params={"timeout": 0})
+
+    assert report["adopted"] == report["orphans"] == []
+    assert unadopted["docker_id"] is None
+    assert theirs["docker_id"] not in (None, mine["docker_id"])
+    assert deleted.status_code == 204
+    assert docker_api.inspect_container(mine["docker_id"])["State"]["Running"]
+    assert _ids(docker_api, other_host) == set()
+    assert _ids(docker_api, host_id) == {mine["docker_id"]}
+    path_a = f"/v1/tasks/{mine['task_id']}/containers/main"
+    assert a.get(path_a, params={"refresh": "true"}).json()["status"] == "RUNNING"

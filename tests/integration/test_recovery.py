@@ -21,6 +21,8 @@ from app.main import create_app
 from app.store.migrate import upgrade
 from tests.conftest import TEST_IMAGE, unique_arn
 from tests.support.recovery import (
+    CONTAINER_NAME_LABEL,
+    TASK_ARN_LABEL,
     container,
     eventually,
     our_labels,
@@ -155,3 +157,19 @@ def test_the_cli_says_when_the_engine_is_unreachable(
     assert done.returncode == 1
     assert "EngineUnavailableError" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_an_ecs_container_without_berths_host_label_is_no_orphan(
+    quiet: TestClient, docker_api: docker.APIClient
+) -> None:
+    """ECS labels and no ``io.berth.host-id``: not reported, never removed."""
+    name = f"ecs-agent-{uuid.uuid4().hex[:12]}"
+    labels = {TASK_ARN_LABEL: unique_arn(), CONTAINER_NAME_LABEL: "main"}
+    docker_api.create_container(TEST_IMAGE, ["true"], name=name, labels=labels)
+    try:
+        report = quiet.post("/v1/reconcile", params={"remove_orphans": "true"})
+
+        assert name not in report.json()["orphans"]
+        assert docker_api.containers(all=True, filters={"name": name})
+    finally:
+        docker_api.remove_container(name, force=True)

@@ -229,3 +229,65 @@ def test_no_docker_call_has_an_empty_reference(fake: Any) -> None:
 
     assert engine.refs and all(ref.strip() for ref in engine.refs)
     assert engine.containers == {}
+
+
+def test_another_hosts_container_under_the_stored_name_is_a_conflict(
+    fake: Any,
+) -> None:
+    """409, another host's container of this task under our name: a conflict."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    with ctx.db.transaction() as session:
+        row = repo.get_container(session, task_id, "main")
+        assert row is not None
+        repo.update_container(session, row.id, docker_name="ecs-shared-name")
+    theirs = engine.add("ecs-shared-name", _labels(arn, "main", "another-host"))
+
+    with pytest.raises(NameConflictError):
+        create_container(ctx, task_id, "main")
+
+    assert _stored(ctx, task_id)[2] == ""
+    assert list(engine.containers) == [theirs]
+
+
+def test_another_hosts_container_for_the_task_is_not_adopted_by_labels(
+    fake: Any,
+) -> None:
+    """409, nothing by name, another host's labelled container: not adopted."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    theirs = engine.add("ecs-fake-1-main-theirs", _labels(arn, "main", "other"))
+    engine.hooks["create"] = [
+        lambda name, _body: (
+            engine.reserved.add(name) if engine.calls["create"] == 1 else None
+        )
+    ]
+
+    view, created = create_container(ctx, task_id, "main")
+
+    assert created and view.docker_id not in (None, theirs)
+    assert engine.calls["create"] == 2
+    assert theirs in engine.containers
+
+
+def test_a_lost_answer_is_not_taken_for_another_hosts_container(
+    fake: Any,
+) -> None:
+    """Timed out; the name now holds another host's container: not adopted."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+
+    def someone_else_made_it(name: str, _body: Any) -> None:
+        engine.add(name, _labels(arn, "main", "another-host"))
+
+    engine.hooks["create"] = [someone_else_made_it]
+    engine.fail["create"] = [DockerTimeoutError("no answer")]
+
+    with pytest.raises(DockerTimeoutError):
+        create_container(ctx, task_id, "main")
+
+    status, _, docker_id = _stored(ctx, task_id)
+    assert (status, docker_id) == ("CREATING", "")

@@ -47,6 +47,15 @@ def _event(action: str, docker_id: str, **attributes: str) -> dict[str, Any]:
     }
 
 
+def _labels(arn: str, host: str, name: str = "main") -> dict[str, str]:
+    """The labels berth stamps, which an event's attributes carry too."""
+    return {
+        LABEL + "task-arn": arn,
+        LABEL + "container-name": name,
+        "io.berth.host-id": host,
+    }
+
+
 def _until(check: Callable[[], bool], timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -171,8 +180,8 @@ def test_a_create_event_adopts_a_row_waiting_on_that_name(
         repo.update_container(
             session, row.id, docker_name="ecs-late", status=State.CREATING
         )
-    labels = {LABEL + "task-arn": arn, LABEL + "container-name": "main"}
-    docker_id = engine.add("ecs-late", {**labels, "io.berth.host-id": host_id})
+    labels = _labels(arn, host_id)
+    docker_id = engine.add("ecs-late", labels)
 
     watcher.handle(_event("create", docker_id, name="ecs-late", **labels))
 
@@ -187,12 +196,12 @@ def test_a_create_event_during_its_own_create_is_left_to_the_create(
     ctx, engine = fake
     arn = unique_arn()
     task_id = register(ctx, arn)
-    labels = {LABEL + "task-arn": arn, LABEL + "container-name": "main"}
+    labels = _labels(arn, host_id)
     with ctx.db.transaction() as session:
         row = repo.get_container(session, task_id, "main")
         assert row is not None
         repo.update_container(session, row.id, docker_name="ecs-now")
-    docker_id = engine.add("ecs-now", {**labels, "io.berth.host-id": host_id})
+    docker_id = engine.add("ecs-now", labels)
 
     with container_lock(ctx, task_id, "main"):
         watcher.handle(_event("create", docker_id, name="ecs-now", **labels))
@@ -246,3 +255,38 @@ def test_an_inspect_older_than_the_row_is_stale() -> None:
     assert is_stale(row, running)
     assert not is_stale(row, restarted)
     assert not is_stale(row, exited)
+
+
+def test_a_create_event_for_another_hosts_container_is_ignored(
+    fake: Any, watcher: EventWatcher
+) -> None:
+    """Same name, same task's labels, another host's ID: not adopted."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    with ctx.db.transaction() as session:
+        row = repo.get_container(session, task_id, "main")
+        assert row is not None
+        repo.update_container(
+            session, row.id, docker_name="ecs-late", status=State.CREATING
+        )
+    labels = _labels(arn, "another-host")
+    docker_id = engine.add("ecs-late", labels)
+
+    watcher.handle(_event("create", docker_id, name="ecs-late", **labels))
+
+    assert get_container(ctx, task_id, "main").docker_id is None
+
+
+def test_the_watcher_subscribes_to_this_hosts_containers_only(
+    fake: Any, watcher: EventWatcher, host_id: str
+) -> None:
+    """The stream is filtered by the task label and this host's label."""
+    _, engine = fake
+    filters: list[Any] = []
+    engine.hooks["events"] = [filters.append]
+
+    watcher.start()
+    _until(lambda: bool(filters))
+
+    assert filters[0]["label"] == [LABEL + "task-arn", f"io.berth.host-id={host_id}"]

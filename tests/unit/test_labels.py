@@ -9,6 +9,7 @@ from app.service.labels import (
     HOST_ID,
     TASK_ARN,
     VERSION,
+    made_here,
     owned_by,
     ownership_labels,
     with_ownership,
@@ -79,11 +80,27 @@ def test_with_ownership_leaves_its_inputs_alone() -> None:
     assert user == {PREFIX + TASK_ARN: "x"}
 
 
-def test_owned_by_needs_both_the_arn_and_the_container_name() -> None:
-    """A container is ours only when task ARN and name both match."""
+def test_owned_by_needs_the_arn_the_container_name_and_the_host() -> None:
+    """A container is ours only when task ARN, name and host ID all match."""
     labels = ours()
 
-    assert owned_by(labels, PREFIX, "arn:task/1", "app.v1_x")
-    assert not owned_by(labels, PREFIX, "arn:task/2", "app.v1_x")
-    assert not owned_by(labels, PREFIX, "arn:task/1", "other")
-    assert not owned_by(None, PREFIX, "arn:task/1", "app.v1_x")
+    assert owned_by(labels, PREFIX, "arn:task/1", "app.v1_x", "host-a")
+    assert not owned_by(labels, PREFIX, "arn:task/2", "app.v1_x", "host-a")
+    assert not owned_by(labels, PREFIX, "arn:task/1", "other", "host-a")
+    assert not owned_by(None, PREFIX, "arn:task/1", "app.v1_x", "host-a")
+
+
+def test_another_hosts_container_is_not_owned_by_this_host() -> None:
+    """Same task ARN and container name, another host's ID: not ours."""
+    labels = ours()
+
+    assert not owned_by(labels, PREFIX, "arn:task/1", "app.v1_x", "host-b")
+
+
+def test_a_container_with_no_host_label_is_owned_by_no_host() -> None:
+    """ECS labels without berth's host label: made by something else."""
+    labels = {k: v for k, v in ours().items() if k != HOST_ID}
+
+    assert not owned_by(labels, PREFIX, "arn:task/1", "app.v1_x", "host-a")
+    assert not made_here(labels, "host-a")
+    assert made_here(ours(), "host-a") and not made_here(ours(), "host-b")

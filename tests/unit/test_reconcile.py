@@ -10,6 +10,7 @@ import pytest
 from app.config import Settings
 from app.errors import CannotInspectContainerError
 from app.service.create import create_container
+from app.service.lifecycle import delete_task
 from app.service.reconcile import reconcile
 from app.service.tasks import get_container
 from app.service.views import State
@@ -31,6 +32,11 @@ def _labels(arn: str, name: str, host: str) -> dict[str, str]:
         LABEL + "container-name": name,
         "io.berth.host-id": host,
     }
+
+
+def _ecs_only(arn: str, name: str) -> dict[str, str]:
+    """What an ECS agent (or another tool) stamps: no berth host label."""
+    return {LABEL + "task-arn": arn, LABEL + "container-name": name}
 
 
 def _name_only(ctx: Any, task_id: str, name: str, docker_name: str) -> None:
@@ -252,3 +258,81 @@ def test_an_orphan_that_a_row_claims_meanwhile_is_not_removed(
     assert report.orphans_removed == []
     assert engine.calls["remove"] == 0
     assert len(engine.containers) == 1
+
+
+def test_another_hosts_container_for_the_same_task_is_not_adopted(
+    fake: Any,
+) -> None:
+    """Same task ARN and container name, another host's label: left alone."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    theirs = engine.add("theirs", _labels(arn, "main", "another-host"), "running")
+
+    report = reconcile(ctx, remove_orphans=True)
+    delete_task(ctx, task_id, timeout=0)
+
+    assert report.adopted == [] and report.orphans == []
+    assert theirs in engine.containers
+    assert engine.calls["remove"] == 0
+
+
+def test_a_row_waiting_on_a_name_adopts_no_other_hosts_container(
+    fake: Any,
+) -> None:
+    """CREATING under a name another host's container holds: not ours."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    _name_only(ctx, task_id, "main", "ecs-fake-1-main-abc")
+    engine.add("ecs-fake-1-main-abc", _labels(arn, "main", "another-host"))
+
+    report = reconcile(ctx)
+
+    assert report.adopted == []
+    assert get_container(ctx, task_id, "main").docker_id is None
+
+
+def test_a_container_without_the_host_label_is_not_adopted(fake: Any) -> None:
+    """The ECS labels alone do not make a container berth's."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    engine.add("ecs-agent-made", _ecs_only(arn, "main"))
+
+    report = reconcile(ctx)
+
+    assert report.adopted == []
+    assert get_container(ctx, task_id, "main").docker_id is None
+
+
+def test_a_row_holding_another_hosts_container_lets_it_go(fake: Any) -> None:
+    """Adopted before the host label counted: released, never removed."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    theirs = engine.add("theirs", _labels(arn, "main", "another-host"), "running")
+    with ctx.db.transaction() as session:
+        row = repo.get_container(session, task_id, "main")
+        assert row is not None
+        repo.update_container(
+            session, row.id, docker_id=theirs, docker_name="theirs", status="RUNNING"
+        )
+
+    report = reconcile(ctx)
+    delete_task(ctx, task_id, timeout=0)
+
+    assert report.retryable == ["theirs"]
+    assert theirs in engine.containers
+    assert engine.calls["remove"] == 0 and engine.calls["stop"] == 0
+
+
+def test_an_ecs_container_without_the_host_label_is_no_orphan(fake: Any) -> None:
+    """Not reported, and not removed even when orphans are to be removed."""
+    ctx, engine = fake
+    ecs = engine.add("ecs-agent-made", _ecs_only(unique_arn(), "x"), "running")
+
+    report = reconcile(ctx, remove_orphans=True)
+
+    assert report.orphans == [] and report.orphans_removed == []
+    assert ecs in engine.containers
