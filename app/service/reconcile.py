@@ -11,17 +11,20 @@ an event) changed in the meantime is left to that newer writer.
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
 
+from app.engine.metadata import ContainerMetadata
 from app.errors import BerthError
+from app.service import listed as status_text
 from app.service.context import Context
 from app.service.labels import CONTAINER_NAME, TASK_ARN, made_here, owned_by
+from app.service.listed import Ago, Moment
 from app.service.observe import observed
 from app.service.views import ReconcileReport, State, load_metadata
 from app.store import repo
@@ -39,10 +42,10 @@ _LISTED_STATES = {
     "removing": State.STOPPED,
 }
 
-# What a list entry's ``Status`` text says beyond the state word:
-# "Exited (137) 2 minutes ago", "Up 5 seconds (health: starting)".
-_LISTED_EXIT = re.compile(r"^Exited \((-?\d+)\)")
-_LISTED_HEALTH = re.compile(r"\((healthy|unhealthy|health: starting)\)")
+# How far a stored start or finish time may lie outside the span a list
+# entry's Status text gives before the container counts as moved: the two
+# clocks' offset, and Docker's nanoseconds against our microseconds.
+STATUS_SLACK_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -79,9 +82,15 @@ class _Change:
 
 @dataclass
 class _Listing:
-    """The one list call's answer, and which entries rows have claimed."""
+    """The one list call's answer, and which entries rows have claimed.
+
+    ``asked_at`` and ``answered_at`` bracket the moment the engine wrote
+    the entries' Status texts, which count back from then.
+    """
 
     entries: list[dict[str, Any]]
+    asked_at: datetime
+    answered_at: datetime
     claimed: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
@@ -131,39 +140,58 @@ def _mine(ctx: Context, listed: Mapping[str, Any]) -> bool:
     return made_here(listed.get("Labels"), ctx.settings.host_id)
 
 
-def _listed_exit_code(listed: Mapping[str, Any]) -> int | None:
-    found = _LISTED_EXIT.match(str(listed.get("Status") or ""))
-    return int(found.group(1)) if found else None
-
-
-def _listed_health(listed: Mapping[str, Any]) -> str | None:
-    found = _LISTED_HEALTH.search(str(listed.get("Status") or ""))
-    if found is None:
-        return None
-    return found.group(1).removeprefix("health: ")
+def _status(listed: Mapping[str, Any]) -> str:
+    return str(listed.get("Status") or "")
 
 
 def _listed_state(listed: Mapping[str, Any]) -> State:
     return _LISTED_STATES.get(str(listed.get("State", "")).lower(), State.CREATED)
 
 
-def _needs_inspect(snap: _Snapshot, listed: Mapping[str, Any]) -> bool:
+def _within(stored: datetime | None, ago: Ago, listing: _Listing) -> bool:
+    """Whether ``stored`` lies in the span the Status text allows."""
+    if stored is None:
+        return False
+    slack = STATUS_SLACK_S
+    earliest = listing.asked_at - timedelta(seconds=ago.high + slack)
+    latest = listing.answered_at - timedelta(seconds=ago.low - slack)
+    return earliest <= stored <= latest
+
+
+def _time_moved(
+    meta: ContainerMetadata, listed: Mapping[str, Any], listing: _Listing
+) -> bool:
+    """Whether the Status text dates a start or an end the row never saw."""
+    dated = status_text.status_moment(_status(listed))
+    if dated is None:
+        return False
+    moment, ago = dated
+    stored = meta.started_at if moment == Moment.STARTED else meta.finished_at
+    return not _within(stored, ago, listing)
+
+
+def _needs_inspect(
+    snap: _Snapshot, listed: Mapping[str, Any], listing: _Listing
+) -> bool:
     """Whether the list entry says anything the row does not already hold.
 
     The state word alone is not enough: a container that ran again and
-    exited again while nobody listened is "exited" both times, but with
-    another exit code, and that is the stale state recovery must not keep.
+    exited again while nobody listened is "exited" both times, with
+    another exit code, or with the same one but at another time; one that
+    was restarted is "running" both times, since another moment. Those
+    are the stale states recovery must not keep.
     """
     state = _LISTED_STATES.get(str(listed.get("State", "")).lower())
     meta = load_metadata(snap.meta)
-    if state is None or state != snap.status or meta is None:
+    if state is None or meta is None or state != snap.status:
         return True
     if state == State.STOPPED:
-        code = _listed_exit_code(listed)
-        return code is not None and code != meta.exit_code
-    if state == State.RUNNING:
-        return _listed_health(listed) != meta.health
-    return False
+        code = status_text.exit_code(_status(listed))
+        if code is not None and code != meta.exit_code:
+            return True
+    if state == State.RUNNING and status_text.health(_status(listed)) != meta.health:
+        return True
+    return _time_moved(meta, listed, listing)
 
 
 def _inspected(ctx: Context, snap: _Snapshot, docker_id: str) -> dict[str, Any] | None:
@@ -206,7 +234,7 @@ def _with_id(
         if snap.status != State.REMOVED:
             changes.append(_Change(snap, "removed", {"status": State.REMOVED}))
         return
-    if not _needs_inspect(snap, listed):
+    if not _needs_inspect(snap, listed, listing):
         return
 
     values = _inspected(ctx, snap, snap.docker_id)
@@ -378,7 +406,9 @@ def reconcile(ctx: Context, *, remove_orphans: bool = False) -> ReconcileReport:
     # the compare-and-set, rather than being marked removed for a
     # container that the list, taken earlier, could not have shown.
     snapshots = _snapshots(ctx)
-    listing = _Listing(ctx.engine.list_labelled(_label(ctx)))
+    asked_at = datetime.now(UTC)
+    entries = ctx.engine.list_labelled(_label(ctx))
+    listing = _Listing(entries, asked_at, datetime.now(UTC))
 
     report = ReconcileReport()
     changes: list[_Change] = []

@@ -9,14 +9,18 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
 
 import docker
 import pytest
 from fastapi.testclient import TestClient
 
 from app.config import Settings
+from app.engine.metadata import parse_docker_time
 from app.main import create_app
 from app.store.migrate import upgrade
 from tests.conftest import TEST_IMAGE, unique_arn
@@ -29,6 +33,10 @@ from tests.support.recovery import (
     server_env,
     task_body,
 )
+
+# Long enough that a second run's times lie outside the span any Status
+# text ("N seconds ago", say) allows for the first run's.
+APART_S = 5.0
 
 
 @pytest.fixture
@@ -173,3 +181,95 @@ def test_an_ecs_container_without_berths_host_label_is_no_orphan(
         assert docker_api.containers(all=True, filters={"name": name})
     finally:
         docker_api.remove_container(name, force=True)
+
+
+def _stopped(client: TestClient, task_id: str) -> dict[str, Any]:
+    url = f"/v1/tasks/{task_id}/containers/main"
+    return eventually(
+        lambda: (
+            (r := client.get(url, params={"refresh": "true"}).json())["status"]
+            == "STOPPED"
+            and r
+        ),
+        10,
+    )
+
+
+def _run_again(api: docker.APIClient, docker_id: str) -> dict[str, Any]:
+    """Run the container once more, as if someone did while berth was down."""
+    time.sleep(APART_S)
+    api.start(docker_id)
+    api.wait(docker_id, timeout=30)
+    state: dict[str, Any] = api.inspect_container(docker_id)["State"]
+    return state
+
+
+def _time(text: str) -> datetime:
+    parsed = parse_docker_time(text)
+    assert parsed is not None, text
+    return parsed
+
+
+def _same_moment(ours: str, engines: str) -> bool:
+    # Docker writes nanoseconds; berth keeps microseconds, as parsed here.
+    return _time(ours) == _time(engines)
+
+
+def test_an_exit_with_the_same_code_at_another_time_is_refreshed(
+    quiet: TestClient, docker_api: docker.APIClient
+) -> None:
+    """Exited 3, ran again, exited 3 again: reconcile stores the new times."""
+    body = task_body(unique_arn(), container("main", "sh", "-c", "exit 3"))
+    task_id, view = _created(quiet, body)
+    quiet.post(f"/v1/tasks/{task_id}/containers/main/start")
+    first = _stopped(quiet, task_id)
+    engine = _run_again(docker_api, view["docker_id"])
+
+    report = quiet.post("/v1/reconcile").json()
+
+    after = quiet.get(f"/v1/tasks/{task_id}/containers/main").json()
+    assert report["refreshed"] == [view["docker_name"]]
+    assert after["exit_code"] == first["exit_code"] == 3
+    assert _time(after["finished_at"]) > _time(first["finished_at"])
+    assert _same_moment(after["finished_at"], engine["FinishedAt"])
+
+
+def test_the_start_up_reconcile_stores_a_run_made_while_berth_was_down(
+    settings: Settings, docker_api: docker.APIClient
+) -> None:
+    """Same exit code, later times: berth's next start-up picks them up."""
+    quiet_settings = settings.model_copy(update={"events": False})
+    upgrade(quiet_settings.resolved_database_url)
+    body = task_body(unique_arn(), container("main", "sh", "-c", "exit 3"))
+    with TestClient(create_app(quiet_settings)) as before:
+        task_id, view = _created(before, body)
+        before.post(f"/v1/tasks/{task_id}/containers/main/start")
+        first = _stopped(before, task_id)
+    engine = _run_again(docker_api, view["docker_id"])
+
+    with TestClient(create_app(quiet_settings)) as after:
+        row = after.get(f"/v1/tasks/{task_id}/containers/main").json()
+
+    assert _time(row["finished_at"]) > _time(first["finished_at"])
+    assert _same_moment(row["started_at"], engine["StartedAt"])
+    assert _same_moment(row["finished_at"], engine["FinishedAt"])
+
+
+def test_a_restart_while_nobody_listened_is_refreshed(
+    quiet: TestClient, docker_api: docker.APIClient
+) -> None:
+    """Running, restarted behind berth's back, running: the new start time."""
+    task_id, view = _created(quiet, task_body(unique_arn()))
+    url = f"/v1/tasks/{task_id}/containers/main"
+    first = quiet.post(f"{url}/start").json()
+    time.sleep(APART_S)
+    docker_api.restart(view["docker_id"], timeout=0)
+    engine = docker_api.inspect_container(view["docker_id"])["State"]
+
+    report = quiet.post("/v1/reconcile").json()
+
+    after = quiet.get(url).json()
+    assert report["refreshed"] == [view["docker_name"]]
+    assert after["status"] == "RUNNING"
+    assert _time(after["started_at"]) > _time(first["started_at"])
+    assert _same_moment(after["started_at"], engine["StartedAt"])

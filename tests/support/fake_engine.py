@@ -14,6 +14,7 @@ import threading
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from app.engine.client import EngineVersion, NameInUseError
@@ -83,8 +84,27 @@ class FakeEngine:
         }
         return docker_id
 
-    def set_state(self, docker_id: str, status: str, exit_code: int = 0) -> None:
-        self.containers[docker_id]["State"] = _state(status, exit_code)
+    def set_state(
+        self,
+        docker_id: str,
+        status: str,
+        exit_code: int = 0,
+        *,
+        started: str | None = None,
+        finished: str | None = None,
+        error: str = "",
+    ) -> None:
+        """Change the container's state; times default to the fixed ones."""
+        state = _state(status, exit_code)
+        if started is not None:
+            state["StartedAt"] = started
+        if finished is not None:
+            state["FinishedAt"] = finished
+        state["Error"] = error
+        self.containers[docker_id]["State"] = state
+
+    def rename(self, docker_id: str, name: str) -> None:
+        self.containers[docker_id]["Name"] = "/" + name
 
     def _run(self, call: str, *args: Any) -> None:
         with self._guard:
@@ -203,14 +223,55 @@ def _has(doc: Mapping[str, Any], labels: tuple[str, ...]) -> bool:
     return True
 
 
+def human_duration(seconds: float) -> str:
+    """Docker's words for a duration: go-units' HumanDuration, ported."""
+    whole = int(seconds)
+    if whole < 1:
+        return "Less than a second"
+    if whole == 1:
+        return "1 second"
+    if whole < 60:
+        return f"{whole} seconds"
+    minutes = whole // 60
+    if minutes == 1:
+        return "About a minute"
+    if minutes < 60:
+        return f"{minutes} minutes"
+    # Go's Duration.Round rounds halves away from zero.
+    hours = int(seconds / 3600 + 0.5)
+    if hours == 1:
+        return "About an hour"
+    if hours < 48:
+        return f"{hours} hours"
+    if hours < 24 * 7 * 2:
+        return f"{hours // 24} days"
+    if hours < 24 * 30 * 2:
+        return f"{hours // 24 // 7} weeks"
+    if hours < 24 * 365 * 2:
+        return f"{hours // 24 // 30} months"
+    return f"{int(seconds / 3600) // 24 // 365} years"
+
+
+def _ago(docker_time: str) -> str:
+    then = datetime.fromisoformat(docker_time.replace("Z", "+00:00"))
+    return human_duration((datetime.now(UTC) - then).total_seconds())
+
+
+def status_text(state: Mapping[str, Any]) -> str:
+    """The list entry's Status, counted back from now as Docker does."""
+    if state["Status"] == "running":
+        return f"Up {_ago(state['StartedAt'])}"
+    if state["StartedAt"] == ZERO_TIME:
+        return "Created"
+    if state["Status"] == "exited":
+        return f"Exited ({state['ExitCode']}) {_ago(state['FinishedAt'])} ago"
+    return str(state["Status"])
+
+
 def _listed(doc: Mapping[str, Any]) -> dict[str, Any]:
     """The list entry Docker gives for a container, as far as berth reads it."""
     state = doc["State"]
-    status = {
-        "running": "Up 5 seconds",
-        "exited": f"Exited ({state['ExitCode']}) 5 seconds ago",
-        "created": "Created",
-    }.get(state["Status"], state["Status"])
+    status = status_text(state)
     return {
         "Id": doc["Id"],
         "Names": [doc["Name"]],

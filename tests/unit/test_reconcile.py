@@ -3,6 +3,7 @@ how few calls it makes to decide it."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -37,6 +38,12 @@ def _labels(arn: str, name: str, host: str) -> dict[str, str]:
 def _ecs_only(arn: str, name: str) -> dict[str, str]:
     """What an ECS agent (or another tool) stamps: no berth host label."""
     return {LABEL + "task-arn": arn, LABEL + "container-name": name}
+
+
+def _ago(seconds: float) -> str:
+    """A Docker time that many seconds before now."""
+    then = datetime.now(UTC) - timedelta(seconds=seconds)
+    return then.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _name_only(ctx: Any, task_id: str, name: str, docker_name: str) -> None:
@@ -336,3 +343,64 @@ def test_an_ecs_container_without_the_host_label_is_no_orphan(fake: Any) -> None
 
     assert report.orphans == [] and report.orphans_removed == []
     assert ecs in engine.containers
+
+
+def test_an_exit_with_the_same_code_at_another_time_is_refreshed(
+    fake: Any,
+) -> None:
+    """Exited 3, ran again while nobody listened, exited 3 again: new times."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn())
+    view, _ = create_container(ctx, task_id, "main")
+    engine.set_state(
+        view.docker_id, "exited", 3, started=_ago(7300), finished=_ago(7200)
+    )
+    reconcile(ctx)
+    started, finished = _ago(30), _ago(24)
+    engine.set_state(view.docker_id, "exited", 3, started=started, finished=finished)
+
+    report = reconcile(ctx)
+
+    assert report.refreshed == [view.docker_name]
+    after = get_container(ctx, task_id, "main")
+    assert after.exit_code == 3
+    assert after.finished_at == datetime.fromisoformat(finished)
+
+
+def test_a_restart_while_nobody_listened_is_refreshed(fake: Any) -> None:
+    """Running, restarted behind berth's back, running: the new start time."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn())
+    view, _ = create_container(ctx, task_id, "main")
+    engine.set_state(view.docker_id, "running", started=_ago(3 * 3600))
+    reconcile(ctx)
+    started = _ago(90)
+    engine.set_state(view.docker_id, "running", started=started)
+
+    report = reconcile(ctx)
+
+    assert report.refreshed == [view.docker_name]
+    after = get_container(ctx, task_id, "main")
+    assert after.started_at == datetime.fromisoformat(started)
+
+
+@pytest.mark.parametrize("seconds", [0.2, 5, 75, 2 * 3600, 3 * 86400, 400 * 86400])
+def test_times_the_status_text_agrees_with_cost_no_inspect(
+    fake: Any, seconds: float
+) -> None:
+    """Rows whose start and end the listing dates alike: one list, no inspect."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn(), "up", "down")
+    up = create_container(ctx, task_id, "up")[0].docker_id
+    down = create_container(ctx, task_id, "down")[0].docker_id
+    engine.set_state(up, "running", started=_ago(seconds))
+    engine.set_state(
+        down, "exited", 1, started=_ago(seconds + 9), finished=_ago(seconds)
+    )
+    reconcile(ctx)
+    engine.calls.clear()
+
+    report = reconcile(ctx)
+
+    assert engine.calls == {"list_labelled": 1}
+    assert report.refreshed == []
