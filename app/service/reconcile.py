@@ -59,6 +59,8 @@ class _Snapshot:
     docker_name: str | None
     status: str
     meta: dict[str, Any] | None
+    error_name: str | None
+    error_message: str | None
 
     @property
     def ref(self) -> str:
@@ -71,6 +73,21 @@ class _Snapshot:
             "docker_id": self.docker_id,
             "docker_name": self.docker_name,
         }
+
+    def differs(self, values: Mapping[str, Any]) -> bool:
+        """Whether writing ``values`` would change what the row holds."""
+        held = {
+            **self.expected,
+            "error_name": self.error_name,
+            "error_message": self.error_message,
+        }
+        for key, value in values.items():
+            if key == "meta":
+                if load_metadata(value) != load_metadata(self.meta):
+                    return True
+            elif held.get(key) != value:
+                return True
+        return False
 
 
 @dataclass
@@ -122,6 +139,8 @@ def _snapshots(ctx: Context) -> list[_Snapshot]:
                 docker_name=r.docker_name,
                 status=r.status,
                 meta=r.meta,
+                error_name=r.error_name,
+                error_message=r.error_message,
             )
             for r, arn in rows
         ]
@@ -146,6 +165,12 @@ def _status(listed: Mapping[str, Any]) -> str:
 
 def _listed_state(listed: Mapping[str, Any]) -> State:
     return _LISTED_STATES.get(str(listed.get("State", "")).lower(), State.CREATED)
+
+
+def _same_state(listed: State, held: str) -> bool:
+    # A container whose start the engine refused stays "created" on the
+    # engine, and berth holds it as FAILED: the two agree.
+    return listed == held or (listed == State.CREATED and held == State.FAILED)
 
 
 def _within(stored: datetime | None, ago: Ago, listing: _Listing) -> bool:
@@ -183,7 +208,7 @@ def _needs_inspect(
     """
     state = _LISTED_STATES.get(str(listed.get("State", "")).lower())
     meta = load_metadata(snap.meta)
-    if state is None or meta is None or state != snap.status:
+    if state is None or meta is None or not _same_state(state, snap.status):
         return True
     if state == State.STOPPED:
         code = status_text.exit_code(_status(listed))
@@ -240,7 +265,9 @@ def _with_id(
     values = _inspected(ctx, snap, snap.docker_id)
     if values is None:
         report.unknown.append(snap.ref)
-    else:
+    elif snap.differs(values):
+        # Only what changes is written and reported: a row the engine
+        # merely confirmed was not refreshed.
         bucket = "removed" if values["status"] == State.REMOVED else "refreshed"
         changes.append(_Change(snap, bucket, values))
 

@@ -7,6 +7,7 @@ and not the watcher's.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -273,3 +274,32 @@ def test_a_restart_while_nobody_listened_is_refreshed(
     assert after["status"] == "RUNNING"
     assert _time(after["started_at"]) > _time(first["started_at"])
     assert _same_moment(after["started_at"], engine["StartedAt"])
+
+
+def _refreshed_total(client: TestClient) -> float:
+    metrics = client.get("/metrics").text
+    found = re.search(
+        r'^berth_reconcile_findings_total\{kind="refreshed"\} (\S+)$',
+        metrics,
+        re.MULTILINE,
+    )
+    return float(found.group(1)) if found else 0.0
+
+
+def test_a_failed_start_is_not_refreshed_by_every_reconcile(
+    quiet: TestClient,
+) -> None:
+    """FAILED, and "created" on the engine: reconciles report nothing."""
+    refused = {**container("main"), "user": "nosuchuser"}
+    task_id, _ = _created(quiet, task_body(unique_arn(), refused))
+    url = f"/v1/tasks/{task_id}/containers/main"
+    started = quiet.post(f"{url}/start")
+    assert started.status_code == 422, started.text
+    assert quiet.get(url).json()["status"] == "FAILED"
+    counted = _refreshed_total(quiet)
+
+    reports = [quiet.post("/v1/reconcile").json() for _ in range(2)]
+
+    assert [r["refreshed"] for r in reports] == [[], []]
+    assert _refreshed_total(quiet) == counted
+    assert quiet.get(url).json()["status"] == "FAILED"

@@ -11,7 +11,7 @@ import pytest
 from app.config import Settings
 from app.errors import CannotInspectContainerError
 from app.service.create import create_container
-from app.service.lifecycle import delete_task
+from app.service.lifecycle import delete_task, refresh
 from app.service.reconcile import reconcile
 from app.service.tasks import get_container
 from app.service.views import State
@@ -404,3 +404,53 @@ def test_times_the_status_text_agrees_with_cost_no_inspect(
 
     assert engine.calls == {"list_labelled": 1}
     assert report.refreshed == []
+
+
+def test_a_failed_container_listed_as_created_is_not_refreshed(
+    fake: Any,
+) -> None:
+    """Start refused, FAILED, "created" on the engine: no inspect, no report."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn())
+    view, _ = create_container(ctx, task_id, "main")
+    engine.set_state(view.docker_id, "created", 128, error="unable to find user")
+    assert refresh(ctx, task_id, "main").status == State.FAILED
+    engine.calls.clear()
+
+    reports = [reconcile(ctx), reconcile(ctx)]
+
+    assert [r.refreshed for r in reports] == [[], []]
+    assert engine.calls == {"list_labelled": 2}
+    assert get_container(ctx, task_id, "main").status == State.FAILED
+
+
+def test_an_inspect_that_confirms_the_row_is_neither_written_nor_reported(
+    fake: Any,
+) -> None:
+    """The listing looks moved (a skewed clock) but the inspect agrees."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn())
+    view, _ = create_container(ctx, task_id, "main")
+    engine.set_state(view.docker_id, "running", started=_ago(3600))
+    reconcile(ctx)
+    listed = engine.list_labelled
+
+    def skewed(*labels: str) -> list[dict[str, Any]]:
+        return [{**c, "Status": "Up 3 seconds"} for c in listed(*labels)]
+
+    engine.list_labelled = skewed  # type: ignore[method-assign]
+    before = _updated_at(ctx, task_id)
+    engine.calls.clear()
+
+    report = reconcile(ctx)
+
+    assert engine.calls["inspect"] == 1
+    assert report.refreshed == []
+    assert _updated_at(ctx, task_id) == before
+
+
+def _updated_at(ctx: Any, task_id: str) -> datetime:
+    with ctx.db.transaction() as session:
+        row = repo.get_container(session, task_id, "main")
+        assert row is not None
+        return row.updated_at
