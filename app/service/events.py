@@ -1,7 +1,7 @@
 """Live state from the engine's event stream.
 
 A background thread keeps rows current between reconciles: start, die
-(with its exit code), oom, health and destroy. The stream *ends* without an
+(with its exit code), oom, health, rename and destroy. The stream *ends* without an
 error when the engine restarts, and the engine keeps only a short backlog,
 so an ended stream is treated as lost: reconnect with backoff, then
 reconcile to catch whatever happened while nobody listened.
@@ -34,7 +34,19 @@ log = structlog.get_logger(__name__)
 FIRST_BACKOFF_S = 0.25
 MAX_BACKOFF_S = 5.0
 
-_REFRESHING = {"start", "die", "oom", "stop", "kill", "pause", "unpause", "restart"}
+# Actions after which an inspect tells something new; "rename" because the
+# row follows the container's name while it has the container's ID.
+_REFRESHING = {
+    "start",
+    "die",
+    "oom",
+    "stop",
+    "kill",
+    "pause",
+    "unpause",
+    "restart",
+    "rename",
+}
 
 
 def _exit_code(event: dict[str, Any]) -> int | None:

@@ -5,8 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.orm import Session, object_session
+
 from app.engine.metadata import ContainerMetadata, convert_inspect, merge_previous
 from app.service.views import State, load_metadata
+from app.store import repo
 from app.store.models import ContainerRow, utcnow
 
 _STOPPED_WORDS = {"exited", "dead", "removing"}
@@ -25,16 +28,33 @@ def state_of(meta: ContainerMetadata) -> State:
     return State.CREATED
 
 
+def current_name(row: ContainerRow, meta: ContainerMetadata) -> str | None:
+    """The engine's name for the row's own container, which the row may take.
+
+    Only for a row with a Docker ID, and for the container of that ID:
+    ``docker rename`` changes the name and berth should follow. A row
+    with no ID keeps its stored name whatever the engine says, because
+    the create protocol retries under it and recovery looks it up.
+    """
+    if row.docker_id is None or meta.docker_id != row.docker_id:
+        return None
+    return meta.docker_name
+
+
 def observed(row: ContainerRow, doc: dict[str, Any]) -> dict[str, Any]:
     """The column values that an inspect document implies for ``row``."""
     meta = merge_previous(convert_inspect(doc), load_metadata(row.meta))
-    return {
+    values: dict[str, Any] = {
         "docker_id": meta.docker_id or row.docker_id,
         "status": state_of(meta),
         "meta": meta.model_dump(mode="json"),
         "error_name": None,
         "error_message": None,
     }
+    name = current_name(row, meta)
+    if name is not None:
+        values["docker_name"] = name
+    return values
 
 
 def _state_time(meta: ContainerMetadata | None) -> datetime | None:
@@ -74,10 +94,31 @@ def record_inspect(row: ContainerRow, doc: dict[str, Any]) -> bool:
     """
     if is_stale(row, doc):
         return False
-    for key, value in observed(row, doc).items():
+    values = observed(row, doc)
+    name = values.get("docker_name")
+    session = object_session(row)
+    if (
+        name is not None
+        and name != row.docker_name
+        and session is not None
+        and name_taken(session, row.host_id, row.id, name)
+    ):
+        del values["docker_name"]
+    for key, value in values.items():
         setattr(row, key, value)
     row.updated_at = utcnow()
     return True
+
+
+def name_taken(session: Session, host_id: str, row_id: int, name: str) -> bool:
+    """Whether a row other than ``row_id`` holds the Docker name ``name``.
+
+    ``docker rename`` may pick a name a removed row still holds. That row
+    keeps it, and the renamed one its old name, rather than fail the
+    whole write on the unique name.
+    """
+    holder = repo.find_container_by_docker_name(session, host_id, name)
+    return holder is not None and holder.id != row_id
 
 
 def record_gone(row: ContainerRow) -> None:

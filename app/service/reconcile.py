@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import structlog
+from sqlalchemy.orm import Session
 
 from app.engine.metadata import ContainerMetadata
 from app.errors import BerthError
@@ -25,7 +26,7 @@ from app.service import listed as status_text
 from app.service.context import Context
 from app.service.labels import CONTAINER_NAME, TASK_ARN, made_here, owned_by
 from app.service.listed import Ago, Moment
-from app.service.observe import observed
+from app.service.observe import name_taken, observed
 from app.service.views import ReconcileReport, State, load_metadata
 from app.store import repo
 from app.store.models import ContainerRow
@@ -204,11 +205,14 @@ def _needs_inspect(
     exited again while nobody listened is "exited" both times, with
     another exit code, or with the same one but at another time; one that
     was restarted is "running" both times, since another moment. Those
-    are the stale states recovery must not keep.
+    are the stale states recovery must not keep. So is a name that
+    ``docker rename`` changed.
     """
     state = _LISTED_STATES.get(str(listed.get("State", "")).lower())
     meta = load_metadata(snap.meta)
     if state is None or meta is None or not _same_state(state, snap.status):
+        return True
+    if _listed_name(listed) != snap.docker_name:
         return True
     if state == State.STOPPED:
         code = status_text.exit_code(_status(listed))
@@ -358,15 +362,31 @@ def _apply(ctx: Context, changes: list[_Change], report: ReconcileReport) -> Non
         return
     # What the engine said, which the next reconcile would say again.
     with ctx.db.transaction(durable=False) as session:
-        applied = [
-            change
-            for change in changes
-            if repo.update_container_if(
-                session, change.snap.id, change.snap.expected, **change.values
-            )
-        ]
+        applied = [change for change in changes if _write(ctx, session, change)]
     for change in applied:
         getattr(report, change.bucket).append(change.snap.ref)
+
+
+def _name_taken(ctx: Context, session: Session, change: _Change) -> bool:
+    name = change.values.get("docker_name")
+    if not name or name == change.snap.docker_name:
+        return False
+    return name_taken(session, ctx.settings.host_id, change.snap.id, name)
+
+
+def _write(ctx: Context, session: Session, change: _Change) -> bool:
+    if _name_taken(ctx, session, change):
+        log.warning(
+            "reconcile.name_taken",
+            task_arn=change.snap.task_arn,
+            container=change.snap.name,
+            docker_name=change.values.pop("docker_name"),
+        )
+        if not change.snap.differs(change.values):
+            return False
+    return repo.update_container_if(
+        session, change.snap.id, change.snap.expected, **change.values
+    )
 
 
 def _still_orphan(ctx: Context, orphan: Mapping[str, Any]) -> bool:

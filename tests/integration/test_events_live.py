@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -96,6 +97,23 @@ def test_health_changes_arrive_without_a_refresh(client: TestClient) -> None:
     )
 
     assert row["status"] == "RUNNING"
+
+
+def test_a_docker_rename_arrives_without_a_refresh(
+    client: TestClient, docker_api: docker.APIClient
+) -> None:
+    """``docker rename``: the row takes the new name, and is found by it."""
+    task_id, views = _started(client, task_body(unique_arn()))
+    new = f"renamed-{uuid.uuid4().hex[:12]}"
+
+    docker_api.rename(views["main"]["docker_id"], new)
+    row = eventually(
+        lambda: (r := _row(client, task_id, "main"))["docker_name"] == new and r,
+        3,
+    )
+
+    assert row["docker_id"] == views["main"]["docker_id"]
+    assert client.get(f"/v1/containers/{new}").status_code == 200
 
 
 @pytest.fixture

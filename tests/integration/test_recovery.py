@@ -303,3 +303,39 @@ def test_a_failed_start_is_not_refreshed_by_every_reconcile(
     assert [r["refreshed"] for r in reports] == [[], []]
     assert _refreshed_total(quiet) == counted
     assert quiet.get(url).json()["status"] == "FAILED"
+
+
+def _renamed(api: docker.APIClient, docker_id: str) -> str:
+    name = f"renamed-{uuid.uuid4().hex[:12]}"
+    api.rename(docker_id, name)
+    return name
+
+
+def test_a_refresh_follows_a_docker_rename(
+    quiet: TestClient, docker_api: docker.APIClient
+) -> None:
+    """``docker rename``, then GET ?refresh=true: the new name, found by it."""
+    task_id, view = _created(quiet, task_body(unique_arn()))
+    new = _renamed(docker_api, view["docker_id"])
+    url = f"/v1/tasks/{task_id}/containers/main"
+
+    refreshed = quiet.get(url, params={"refresh": "true"}).json()
+    owner = quiet.get(f"/v1/containers/{new}")
+
+    assert refreshed["docker_name"] == new
+    assert owner.status_code == 200, owner.text
+    assert owner.json()["docker_id"] == view["docker_id"]
+
+
+def test_a_reconcile_follows_a_docker_rename(
+    quiet: TestClient, docker_api: docker.APIClient
+) -> None:
+    """``docker rename``, then POST /v1/reconcile: refreshed, new name."""
+    task_id, view = _created(quiet, task_body(unique_arn()))
+    new = _renamed(docker_api, view["docker_id"])
+
+    report = quiet.post("/v1/reconcile").json()
+
+    assert report["refreshed"] == [view["docker_name"]]
+    after = quiet.get(f"/v1/tasks/{task_id}/containers/main").json()
+    assert after["docker_name"] == new

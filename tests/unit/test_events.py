@@ -290,3 +290,24 @@ def test_the_watcher_subscribes_to_this_hosts_containers_only(
     _until(lambda: bool(filters))
 
     assert filters[0]["label"] == [LABEL + "task-arn", f"io.berth.host-id={host_id}"]
+
+
+def test_a_rename_seen_in_the_stream_renames_the_row(
+    fake: Any, watcher: EventWatcher
+) -> None:
+    """rename: the row takes the engine's new name, and is found by it."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn())
+    view, _ = create_container(ctx, task_id, "main")
+    engine.rename(view.docker_id, "renamed-by-hand")
+
+    watcher.handle(
+        _event(
+            "rename",
+            view.docker_id,
+            name="renamed-by-hand",
+            oldName=f"/{view.docker_name}",
+        )
+    )
+
+    assert get_container(ctx, task_id, "main").docker_name == "renamed-by-hand"

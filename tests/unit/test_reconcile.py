@@ -13,7 +13,7 @@ from app.errors import CannotInspectContainerError
 from app.service.create import create_container
 from app.service.lifecycle import delete_task, refresh
 from app.service.reconcile import reconcile
-from app.service.tasks import get_container
+from app.service.tasks import find_owner, get_container
 from app.service.views import State
 from app.store import repo
 from tests.conftest import unique_arn
@@ -454,3 +454,49 @@ def _updated_at(ctx: Any, task_id: str) -> datetime:
         row = repo.get_container(session, task_id, "main")
         assert row is not None
         return row.updated_at
+
+
+def test_a_renamed_container_is_refreshed_with_its_new_name(fake: Any) -> None:
+    """``docker rename`` behind berth's back: the row follows the new name."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn())
+    view, _ = create_container(ctx, task_id, "main")
+    engine.rename(view.docker_id, "renamed-by-hand")
+
+    report = reconcile(ctx)
+
+    assert report.refreshed == [view.docker_name]
+    assert get_container(ctx, task_id, "main").docker_name == "renamed-by-hand"
+    assert find_owner(ctx, "renamed-by-hand").docker_id == view.docker_id
+
+
+def test_a_rename_to_a_name_another_row_holds_keeps_the_old_name(
+    fake: Any,
+) -> None:
+    """A removed row keeps its name, the renamed row its own, and no error."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn(), "gone", "live")
+    gone = create_container(ctx, task_id, "gone")[0]
+    live = create_container(ctx, task_id, "live")[0]
+    engine.remove(gone.docker_id)
+    reconcile(ctx)
+    engine.rename(live.docker_id, gone.docker_name or "")
+
+    reports = [reconcile(ctx), reconcile(ctx)]
+
+    assert reports[1].refreshed == []
+    assert get_container(ctx, task_id, "live").docker_name == live.docker_name
+    assert get_container(ctx, task_id, "gone").status == State.REMOVED
+
+
+def test_a_row_without_an_id_keeps_its_stored_name(fake: Any, host_id: str) -> None:
+    """CREATING with no ID: recovery never renames it to what it lists."""
+    ctx, engine = fake
+    arn = unique_arn()
+    task_id = register(ctx, arn)
+    _name_only(ctx, task_id, "main", "ecs-fake-1-main-abc")
+    engine.add("unrelated", _labels(unique_arn(), "main", host_id))
+
+    reconcile(ctx)
+
+    assert get_container(ctx, task_id, "main").docker_name == "ecs-fake-1-main-abc"
