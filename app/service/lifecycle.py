@@ -10,7 +10,7 @@ import structlog
 from app.errors import BerthError, ContainerStateError
 from app.service.context import Context
 from app.service.create import container_lock, create_container
-from app.service.labels import HOST_ID, TASK_ARN
+from app.service.labels import HOST_ID, TASK_ARN, owned_by
 from app.service.observe import record_gone, record_inspect
 from app.service.request import task_volume_source
 from app.service.spec import TaskSpec, dependency_order
@@ -128,13 +128,31 @@ def remove_container(ctx: Context, task_id: str, name: str) -> ContainerView:
         return _remove_locked(ctx, task_id, name)
 
 
+def _ours_by_name(ctx: Context, arn: str, name: str, docker_name: str) -> bool:
+    """Whether the container under a stored name is the one berth made.
+
+    A row with no ID holds a name the engine may have given someone else
+    (a create refused with NameConflictError keeps it for the retry): that
+    container is left alone, as the create protocol promised.
+    """
+    doc = ctx.engine.inspect(docker_name)
+    if doc is None:
+        return False
+    labels = (doc.get("Config") or {}).get("Labels")
+    prefix, host = ctx.settings.label_prefix, ctx.settings.host_id
+    return owned_by(labels, prefix, arn, name, host)
+
+
 def _remove_locked(ctx: Context, task_id: str, name: str) -> ContainerView:
     with ctx.db.transaction() as session:
         task, row = load_container(ctx, session, task_id, name)
         ref = row.docker_id or row.docker_name
+        by_name = row.docker_id is None
         arn = task.arn
 
     started = time.monotonic()
+    if ref and by_name and not _ours_by_name(ctx, arn, name, ref):
+        ref = None
     if ref:
         ctx.engine.remove(ref)
 

@@ -111,7 +111,8 @@ def test_our_container_under_the_stored_name_is_adopted_on_409(
 def test_a_strangers_container_under_the_stored_name_is_left_alone(
     server: BerthServer, docker_api: docker.APIClient, host_id: str
 ) -> None:
-    """409 with foreign labels: NameConflictError, the stranger untouched."""
+    """409 with foreign labels: NameConflictError, the stranger untouched,
+    and still untouched once the task is deleted."""
     task_id, arn = _crash_during_create(server, "after-name-commit")
     server.start(**NO_RECOVERY)
     with server.client() as http:
@@ -126,12 +127,14 @@ def test_a_strangers_container_under_the_stored_name_is_left_alone(
 
         refused = http.post(f"/v1/tasks/{task_id}/containers/main/create")
         after = _row(http, task_id)
+        deleted = http.delete(f"/v1/tasks/{task_id}", params={"timeout": 0})
 
     assert refused.status_code == 409
     assert refused.json()["error_name"] == "NameConflictError"
+    assert after["docker_id"] is None
+    assert deleted.status_code == 204
     state = docker_api.inspect_container(stranger)
     assert state["State"]["Running"] and state["Name"] == "/" + stored
-    assert after["docker_id"] is None
     assert on_engine(docker_api, host_id, arn) == []
 
 
