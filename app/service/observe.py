@@ -101,7 +101,7 @@ def record_inspect(row: ContainerRow, doc: dict[str, Any]) -> bool:
         name is not None
         and name != row.docker_name
         and session is not None
-        and name_taken(session, row.host_id, row.id, name)
+        and name_taken(session, row.id, name)
     ):
         del values["docker_name"]
     for key, value in values.items():
@@ -110,15 +110,16 @@ def record_inspect(row: ContainerRow, doc: dict[str, Any]) -> bool:
     return True
 
 
-def name_taken(session: Session, host_id: str, row_id: int, name: str) -> bool:
+def name_taken(session: Session, row_id: int, name: str) -> bool:
     """Whether a row other than ``row_id`` holds the Docker name ``name``.
 
-    ``docker rename`` may pick a name a removed row still holds. That row
-    keeps it, and the renamed one its old name, rather than fail the
-    whole write on the unique name.
+    ``docker rename`` may pick a name a removed row still holds, on this
+    host or, where berths share a database, on another (names are unique
+    across the database). That row keeps it, and the renamed one its old
+    name, rather than fail the whole write on the unique name.
     """
-    holder = repo.find_container_by_docker_name(session, host_id, name)
-    return holder is not None and holder.id != row_id
+    holder = repo.docker_name_holder(session, name)
+    return holder is not None and holder != row_id
 
 
 def record_gone(row: ContainerRow) -> None:

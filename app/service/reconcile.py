@@ -367,15 +367,15 @@ def _apply(ctx: Context, changes: list[_Change], report: ReconcileReport) -> Non
         getattr(report, change.bucket).append(change.snap.ref)
 
 
-def _name_taken(ctx: Context, session: Session, change: _Change) -> bool:
+def _name_taken(session: Session, change: _Change) -> bool:
     name = change.values.get("docker_name")
     if not name or name == change.snap.docker_name:
         return False
-    return name_taken(session, ctx.settings.host_id, change.snap.id, name)
+    return name_taken(session, change.snap.id, name)
 
 
 def _write(ctx: Context, session: Session, change: _Change) -> bool:
-    if _name_taken(ctx, session, change):
+    if _name_taken(session, change):
         log.warning(
             "reconcile.name_taken",
             task_arn=change.snap.task_arn,

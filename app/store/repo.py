@@ -163,6 +163,14 @@ def find_container_by_docker_name(
     ).first()
 
 
+def docker_name_holder(session: Session, docker_name: str) -> int | None:
+    """The row, of any host, that holds a Docker name: names are unique
+    across the database."""
+    return session.scalar(
+        select(ContainerRow.id).where(ContainerRow.docker_name == docker_name)
+    )
+
+
 def find_container_of_task(
     session: Session, host_id: str, task_arn: str, name: str
 ) -> ContainerRow | None:

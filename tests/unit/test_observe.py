@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from app.config import Settings
+from app.service.context import Context
 from app.service.create import create_container
 from app.service.lifecycle import refresh
 from app.service.observe import observed
@@ -82,3 +83,22 @@ def test_a_refresh_keeps_the_old_name_when_another_row_holds_the_new(
 
     assert after.docker_name == live.docker_name
     assert get_container(ctx, task_id, "gone").docker_name == gone.docker_name
+
+
+def test_a_name_another_hosts_row_holds_is_not_taken(fake: Any) -> None:
+    """Berths sharing a database share its unique names: renamed to a name
+    another host's row holds, a refresh keeps the old one, without error."""
+    ctx, engine = fake
+    other = Context(
+        settings=ctx.settings.model_copy(update={"host_id": "another-host"}),
+        db=ctx.db,
+        engine=engine,
+    )
+    theirs = create_container(other, register(other, unique_arn()), "main")[0]
+    task_id = register(ctx, unique_arn())
+    mine = create_container(ctx, task_id, "main")[0]
+    engine.rename(mine.docker_id, theirs.docker_name or "")
+
+    after = refresh(ctx, task_id, "main")
+
+    assert after.docker_name == mine.docker_name
