@@ -484,10 +484,11 @@ def _create_locked(ctx: Context, task_id: str, name: str) -> tuple[ContainerView
     name_used = _name_for_create(ctx, plan)
     _crash_point(ctx, CRASH_AFTER_NAME_COMMIT)
 
-    made = _create_or_record(ctx, plan, name_used)
-    _crash_point(ctx, CRASH_AFTER_DOCKER_CREATE)
+    with creating_under(ctx, name_used):
+        made = _create_or_record(ctx, plan, name_used)
+        _crash_point(ctx, CRASH_AFTER_DOCKER_CREATE)
 
-    view = _finish(ctx, plan, made)
+        view = _finish(ctx, plan, made)
     log.info(
         "container.created",
         task_arn=plan.task_arn,
@@ -514,6 +515,26 @@ def container_lock(ctx: Context, task_id: str, name: str) -> Iterator[None]:
 def create_in_flight(ctx: Context, task_id: str, name: str) -> bool:
     """Whether this process is creating (or removing) the container now."""
     return ctx.locks.busy(_lock_key(task_id, name))
+
+
+def _name_key(docker_name: str) -> str:
+    return f"docker-name:{docker_name}"
+
+
+@contextmanager
+def creating_under(ctx: Context, docker_name: str) -> Iterator[None]:
+    """Mark a create of this process as in flight under ``docker_name``."""
+    with ctx.locks.hold(_name_key(docker_name)):
+        yield
+
+
+def creating_name(ctx: Context, docker_name: str) -> bool:
+    """Whether a create of this process is in flight under ``docker_name``.
+
+    The event watcher asks before it looks the name up: every create sends
+    it a ``create`` event, which its own create answers (and stores) anyway.
+    """
+    return ctx.locks.busy(_name_key(docker_name))
 
 
 def create_container(

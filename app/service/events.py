@@ -18,7 +18,7 @@ from app.engine.client import EventStream
 from app.engine.metadata import ContainerMetadata
 from app.errors import BerthError, ContainerNotFoundError
 from app.service.context import Context
-from app.service.create import create_in_flight
+from app.service.create import create_in_flight, creating_name
 from app.service.labels import HOST_ID, TASK_ARN, owned_by
 from app.service.observe import record_gone, record_inspect
 from app.service.reconcile import reconcile
@@ -182,10 +182,11 @@ class EventWatcher:
         """
         attributes = (event.get("Actor") or {}).get("Attributes") or {}
         name = str(attributes.get("name") or "")
-        if not name:
+        ctx = self.ctx
+        if not name or creating_name(ctx, name):
+            # Its own create stores this ID: no need to read the row.
             return False
 
-        ctx = self.ctx
         # Events only tell what the engine did; reconcile tells it again.
         with ctx.db.transaction(durable=False) as session:
             row = repo.find_container_by_docker_name(

@@ -12,7 +12,7 @@ import pytest
 from app.config import Settings
 from app.errors import CannotInspectContainerError, EngineUnavailableError
 from app.service import events as events_module
-from app.service.create import container_lock, create_container
+from app.service.create import container_lock, create_container, creating_under
 from app.service.events import EventWatcher
 from app.service.observe import is_stale
 from app.service.tasks import get_container
@@ -208,6 +208,29 @@ def test_a_create_event_during_its_own_create_is_left_to_the_create(
 
     assert get_container(ctx, task_id, "main").docker_id is None
     assert engine.calls["inspect"] == 0
+
+
+def test_a_create_event_under_a_name_being_created_reads_no_row(
+    fake: Any, watcher: EventWatcher, host_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every create sends the watcher a create event for the name it is
+    creating under; that one is left to the create without a database read."""
+    ctx, engine = fake
+    arn = unique_arn()
+    labels = _labels(arn, host_id)
+    docker_id = engine.add("ecs-busy", labels)
+    looked_up: list[str] = []
+    monkeypatch.setattr(
+        repo,
+        "find_container_by_docker_name",
+        lambda *args: looked_up.append(args[-1]),
+    )
+
+    with creating_under(ctx, "ecs-busy"):
+        watcher.handle(_event("create", docker_id, name="ecs-busy", **labels))
+    watcher.handle(_event("create", docker_id, name="ecs-busy", **labels))
+
+    assert looked_up == ["ecs-busy"]
 
 
 def test_a_create_event_for_someone_elses_labels_is_ignored(
