@@ -314,3 +314,14 @@ def register(ctx: Any, arn: str, *names: str) -> str:
     )
     view, _ = register_task(ctx, spec)
     return view.id
+
+
+def set_row(ctx: Any, task_id: str, name: str, **values: Any) -> None:
+    """Put a container's row in a state a test needs (a name with no ID,
+    another host's container): what a crash or an older berth left."""
+    from app.store import repo
+
+    with ctx.db.transaction() as session:
+        row = repo.get_container(session, task_id, name)
+        assert row is not None
+        repo.update_container(session, row.id, **values)

@@ -21,7 +21,7 @@ from app.service.tasks import get_container
 from app.service.views import State
 from app.store import repo
 from tests.conftest import unique_arn
-from tests.support.fake_engine import FakeEngine, fake_context, register
+from tests.support.fake_engine import FakeEngine, fake_context, register, set_row
 
 LABEL = "com.amazonaws.ecs."
 
@@ -238,10 +238,7 @@ def test_another_hosts_container_under_the_stored_name_is_a_conflict(
     ctx, engine = fake
     arn = unique_arn()
     task_id = register(ctx, arn)
-    with ctx.db.transaction() as session:
-        row = repo.get_container(session, task_id, "main")
-        assert row is not None
-        repo.update_container(session, row.id, docker_name="ecs-shared-name")
+    set_row(ctx, task_id, "main", docker_name="ecs-shared-name")
     theirs = engine.add("ecs-shared-name", _labels(arn, "main", "another-host"))
 
     with pytest.raises(NameConflictError):

@@ -20,7 +20,7 @@ from app.service.views import State
 from app.store import repo
 from app.store.models import ContainerRow
 from tests.conftest import unique_arn
-from tests.support.fake_engine import FakeEngine, fake_context, register
+from tests.support.fake_engine import FakeEngine, fake_context, register, set_row
 
 LABEL = "com.amazonaws.ecs."
 
@@ -174,12 +174,7 @@ def test_a_create_event_adopts_a_row_waiting_on_that_name(
     ctx, engine = fake
     arn = unique_arn()
     task_id = register(ctx, arn)
-    with ctx.db.transaction() as session:
-        row = repo.get_container(session, task_id, "main")
-        assert row is not None
-        repo.update_container(
-            session, row.id, docker_name="ecs-late", status=State.CREATING
-        )
+    set_row(ctx, task_id, "main", docker_name="ecs-late", status=State.CREATING)
     labels = _labels(arn, host_id)
     docker_id = engine.add("ecs-late", labels)
 
@@ -197,10 +192,7 @@ def test_a_create_event_during_its_own_create_is_left_to_the_create(
     arn = unique_arn()
     task_id = register(ctx, arn)
     labels = _labels(arn, host_id)
-    with ctx.db.transaction() as session:
-        row = repo.get_container(session, task_id, "main")
-        assert row is not None
-        repo.update_container(session, row.id, docker_name="ecs-now")
+    set_row(ctx, task_id, "main", docker_name="ecs-now")
     docker_id = engine.add("ecs-now", labels)
 
     with container_lock(ctx, task_id, "main"):
@@ -239,10 +231,7 @@ def test_a_create_event_for_someone_elses_labels_is_ignored(
     """Same name, other task's labels: the row is not touched."""
     ctx, engine = fake
     task_id = register(ctx, unique_arn())
-    with ctx.db.transaction() as session:
-        row = repo.get_container(session, task_id, "main")
-        assert row is not None
-        repo.update_container(session, row.id, docker_name="ecs-late")
+    set_row(ctx, task_id, "main", docker_name="ecs-late")
     labels = {LABEL + "task-arn": unique_arn(), LABEL + "container-name": "main"}
     docker_id = engine.add("ecs-late", labels)
 
@@ -287,12 +276,7 @@ def test_a_create_event_for_another_hosts_container_is_ignored(
     ctx, engine = fake
     arn = unique_arn()
     task_id = register(ctx, arn)
-    with ctx.db.transaction() as session:
-        row = repo.get_container(session, task_id, "main")
-        assert row is not None
-        repo.update_container(
-            session, row.id, docker_name="ecs-late", status=State.CREATING
-        )
+    set_row(ctx, task_id, "main", docker_name="ecs-late", status=State.CREATING)
     labels = _labels(arn, "another-host")
     docker_id = engine.add("ecs-late", labels)
 

@@ -17,7 +17,7 @@ from app.service.tasks import find_owner, get_container
 from app.service.views import State
 from app.store import repo
 from tests.conftest import unique_arn
-from tests.support.fake_engine import FakeEngine, fake_context, register
+from tests.support.fake_engine import FakeEngine, fake_context, register, set_row
 
 LABEL = "com.amazonaws.ecs."
 
@@ -48,12 +48,7 @@ def _ago(seconds: float) -> str:
 
 def _name_only(ctx: Any, task_id: str, name: str, docker_name: str) -> None:
     """The state a crash right after the name commit leaves behind."""
-    with ctx.db.transaction() as session:
-        row = repo.get_container(session, task_id, name)
-        assert row is not None
-        repo.update_container(
-            session, row.id, docker_name=docker_name, status=State.CREATING
-        )
+    set_row(ctx, task_id, name, docker_name=docker_name, status=State.CREATING)
 
 
 def test_rows_in_step_cost_one_list_and_no_inspect(fake: Any) -> None:
@@ -229,12 +224,7 @@ def test_a_create_landing_during_reconcile_is_not_undone(
         # The create in flight stores its ID after reconcile read the rows
         # and before the engine lists its containers.
         landed.append(engine.add("elsewhere", {}))
-        with ctx.db.transaction() as session:
-            row = repo.get_container(session, task_id, "main")
-            assert row is not None
-            repo.update_container(
-                session, row.id, docker_id=landed[0], status=State.CREATED
-            )
+        set_row(ctx, task_id, "main", docker_id=landed[0], status=State.CREATED)
 
     engine.hooks["list_labelled"] = [create_lands]
 
@@ -319,12 +309,9 @@ def test_a_row_holding_another_hosts_container_lets_it_go(fake: Any) -> None:
     arn = unique_arn()
     task_id = register(ctx, arn)
     theirs = engine.add("theirs", _labels(arn, "main", "another-host"), "running")
-    with ctx.db.transaction() as session:
-        row = repo.get_container(session, task_id, "main")
-        assert row is not None
-        repo.update_container(
-            session, row.id, docker_id=theirs, docker_name="theirs", status="RUNNING"
-        )
+    set_row(
+        ctx, task_id, "main", docker_id=theirs, docker_name="theirs", status="RUNNING"
+    )
 
     report = reconcile(ctx)
     delete_task(ctx, task_id, timeout=0)
