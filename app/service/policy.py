@@ -66,6 +66,7 @@ RULES = {
     "volumes-from": "the typed volumes_from field, naming a sibling",
     "links": "the typed links field, naming a sibling",
     "container-namespace": "no setting",
+    "named-volume": "the typed mount_points field, naming a task volume",
 }
 
 
@@ -212,6 +213,26 @@ def bind_sources(host: Mapping[str, Any]) -> Iterable[str]:
             yield mounted
 
 
+def named_volume_sources(host: Mapping[str, Any]) -> Iterable[str]:
+    """The named Docker volumes a host config mounts into the container.
+
+    A ``Binds`` source that is no absolute path names a volume; a mount of
+    type volume names one in ``Source`` (none is an anonymous volume).
+    """
+    for bind in _items(host, "Binds"):
+        source = str(bind).split(":", 1)[0]
+        if source and not source.startswith("/"):
+            yield source
+    for mount in _items(host, "Mounts"):
+        if not isinstance(mount, Mapping):
+            continue
+        if next(_words(mount, "Type"), "volume") != "volume":
+            continue
+        named = next(_values(mount, "Source"), None)
+        if named:
+            yield str(named)
+
+
 # The rules
 
 
@@ -282,6 +303,13 @@ def _check_references(host: Mapping[str, Any], wiring: Wiring) -> None:
         raise deny("links", "a link to a container not a sibling")
 
 
+def _check_named_volumes(host: Mapping[str, Any], wiring: Wiring) -> None:
+    # Another task's volume, or one the operator made for something else
+    # on the host, holds data this task has no business with.
+    if any(v not in wiring.volumes for v in named_volume_sources(host)):
+        raise deny("named-volume", "a Docker volume that is not the task's own")
+
+
 def _endpoints(body: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
     """Every network endpoint the body configures (NetworkingConfig)."""
     for networking in _values(body, "NetworkingConfig"):
@@ -316,6 +344,7 @@ def check_create_body(policy: Policy, body: Mapping[str, Any]) -> None:
         _check_namespaces(policy, host)
         _check_capabilities(policy, host)
         _check_references(host, wiring)
+        _check_named_volumes(host, wiring)
         for source in bind_sources(host):
             check_host_path(policy, source)
     _check_endpoint_links(body, wiring)

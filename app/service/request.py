@@ -31,6 +31,8 @@ class Wiring:
 
     links: frozenset[str] = frozenset()
     volumes_from: frozenset[str] = frozenset()
+    # The named Docker volumes the typed mount points reach: the task's own.
+    volumes: frozenset[str] = frozenset()
 
 
 class CreateBody(dict[str, Any]):
@@ -173,10 +175,19 @@ def _volumes_from(container: ContainerSpec, siblings: Mapping[str, str]) -> list
     ]
 
 
-def _wiring(container: ContainerSpec, siblings: Mapping[str, str]) -> Wiring:
+def _wiring(
+    task: TaskSpec, task_id: str, container: ContainerSpec, siblings: Mapping[str, str]
+) -> Wiring:
+    volumes = {v.name: v for v in task.volumes}
+    named = {
+        task_volume_source(task_id, volumes[mount.source_volume])
+        for mount in container.mount_points
+        if not volumes[mount.source_volume].host_path
+    }
     return Wiring(
         links=frozenset(_links(container, siblings)),
         volumes_from=frozenset(_volumes_from(container, siblings)),
+        volumes=frozenset(named),
     )
 
 
@@ -210,4 +221,4 @@ def build_create_body(
     body["Labels"] = with_ownership(
         labels if isinstance(labels, Mapping) else None, ownership
     )
-    return CreateBody(body, _wiring(container, siblings))
+    return CreateBody(body, _wiring(task, task_id, container, siblings))

@@ -452,6 +452,10 @@ REACHING: dict[str, tuple[Reach, str]] = {
         "container-namespace",
     ),
     "Links": (lambda name: {"Links": [f"{name}:peer"]}, "links"),
+    "a volume not the task's": (
+        lambda name: {"Binds": [f"{name}-volume:/steal"]},
+        "named-volume",
+    ),
 }
 
 

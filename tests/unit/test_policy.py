@@ -52,7 +52,7 @@ def host(**fields: Any) -> dict[str, Any]:
 
 def test_plain_body_is_allowed() -> None:
     """A container that asks nothing of the host passes the closed policy."""
-    body = host(Memory=64 << 20, Binds=["berth-t-data:/data:rw"])
+    body = host(Memory=64 << 20, Mounts=[{"Type": "volume", "Target": "/cache"}])
 
     assert rule_of(CLOSED, body) is None
 
@@ -499,3 +499,70 @@ def test_registration_refuses_what_create_would(docker_config: dict[str, Any]) -
         check_task(CLOSED, _wired_task(**docker_config))
 
     assert caught.value.rule in ("volumes-from", "links")
+
+
+def _volume_task(**docker_config: Any) -> TaskSpec:
+    """A task whose container mounts its own volume, plus ``docker_config``."""
+    return TaskSpec.model_validate(
+        {
+            "arn": "arn:test",
+            "family": "f",
+            "version": "1",
+            "volumes": [{"name": "data"}],
+            "containers": [
+                {
+                    "name": "app",
+                    "image": "busybox",
+                    "mount_points": [
+                        {"source_volume": "data", "container_path": "/data"}
+                    ],
+                    **({"docker_config": docker_config} if docker_config else {}),
+                }
+            ],
+        }
+    )
+
+
+def _volume_rule(spec: TaskSpec) -> str | None:
+    container = spec.container("app")
+    assert container is not None
+    return rule_of(CLOSED, build_create_body(spec, "t", container, {}, {}))
+
+
+def test_the_tasks_own_volumes_pass() -> None:
+    """Typed mount points of task volumes, anonymous volumes and tmpfs pass."""
+    anonymous = {"Type": "volume", "Target": "/cache"}
+    tmpfs = {"Type": "tmpfs", "Target": "/tmp"}
+
+    spec = _volume_task(host_config={"Mounts": [anonymous, tmpfs]})
+
+    assert _volume_rule(_volume_task()) is None
+    assert _volume_rule(spec) is None
+
+
+@pytest.mark.parametrize(
+    "host_config",
+    [
+        {"Binds": ["berth-othertask-data-0123456789ab:/steal"]},
+        {"binds": ["operator-secrets:/steal:ro"]},
+        {"Mounts": [{"Type": "volume", "Source": "operator-secrets", "Target": "/x"}]},
+        {"Mounts": [{"Source": "operator-secrets", "Target": "/x"}]},
+        {"MOUNTS": [{"type": "VOLUME", "source": "operator-secrets", "target": "/x"}]},
+    ],
+)
+def test_a_docker_volume_not_the_tasks_own_is_denied(
+    host_config: dict[str, Any],
+) -> None:
+    """Another task's volume, or one the operator made for something else,
+    is not reachable through docker_config: rule named-volume."""
+    assert _volume_rule(_volume_task(host_config=host_config)) == "named-volume"
+
+
+def test_registration_refuses_another_docker_volume() -> None:
+    """The same judgement at registration, before anything is stored."""
+    spec = _volume_task(host_config={"Binds": ["operator-secrets:/x"]})
+
+    with pytest.raises(PolicyDeniedError) as caught:
+        check_task(CLOSED, spec)
+
+    assert caught.value.rule == "named-volume"
