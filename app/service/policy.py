@@ -67,7 +67,12 @@ RULES = {
     "links": "the typed links field, naming a sibling",
     "container-namespace": "no setting",
     "named-volume": "the typed mount_points field, naming a task volume",
+    "network": "the task's network_mode (bridge, host or none)",
 }
+
+# The networks a task's typed network_mode names ("default" is bridge);
+# any other is a network someone made for other containers to share.
+TASK_NETWORKS = ("bridge", "default", "none", "host")
 
 
 @dataclass(frozen=True)
@@ -264,8 +269,15 @@ def _check_joined_namespaces(host: Mapping[str, Any]) -> None:
             raise deny("container-namespace", what)
 
 
+def _check_network(host: Mapping[str, Any]) -> None:
+    for mode in _words(host, "NetworkMode"):
+        if mode and mode not in TASK_NETWORKS and not mode.startswith(JOIN_PREFIX):
+            raise deny("network", "a network other than bridge, host or none")
+
+
 def _check_namespaces(policy: Policy, host: Mapping[str, Any]) -> None:
     _check_joined_namespaces(host)
+    _check_network(host)
     if "host" in _words(host, "NetworkMode") and not policy.allow_host_network:
         raise deny("host-network", "the host's network namespace")
     for field in HOST_NAMESPACE_MODES:
@@ -320,6 +332,22 @@ def _endpoints(body: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
                 yield from (e for e in endpoints.values() if isinstance(e, Mapping))
 
 
+def _check_endpoint_networks(policy: Policy, body: Mapping[str, Any]) -> None:
+    # NetworkingConfig names the networks the container joins at create.
+    for networking in _values(body, "NetworkingConfig"):
+        if not isinstance(networking, Mapping):
+            continue
+        for endpoints in _values(networking, "EndpointsConfig"):
+            if not isinstance(endpoints, Mapping):
+                continue
+            for network in endpoints:
+                name = str(network).strip().lower()
+                if name not in TASK_NETWORKS:
+                    raise deny("network", "a network other than bridge, host or none")
+                if name == "host" and not policy.allow_host_network:
+                    raise deny("host-network", "the host's network namespace")
+
+
 def _check_endpoint_links(body: Mapping[str, Any], wiring: Wiring) -> None:
     # An endpoint takes links of its own, beside HostConfig's. berth wires
     # none there; one repeating a link berth wired reaches no further, so
@@ -347,6 +375,7 @@ def check_create_body(policy: Policy, body: Mapping[str, Any]) -> None:
         _check_named_volumes(host, wiring)
         for source in bind_sources(host):
             check_host_path(policy, source)
+    _check_endpoint_networks(policy, body)
     _check_endpoint_links(body, wiring)
 
 

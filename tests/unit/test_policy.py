@@ -463,7 +463,9 @@ def test_repeating_what_berth_wired_passes() -> None:
         (
             {
                 "config": {
-                    "NetworkingConfig": {"EndpointsConfig": {"b": {"Links": ["x"]}}}
+                    "NetworkingConfig": {
+                        "EndpointsConfig": {"bridge": {"Links": ["x"]}}
+                    }
                 }
             },
             "links",
@@ -566,3 +568,39 @@ def test_registration_refuses_another_docker_volume() -> None:
         check_task(CLOSED, spec)
 
     assert caught.value.rule == "named-volume"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        host(NetworkMode="operators-internal-net"),
+        host(networkmode=" Internal "),
+        {
+            "Image": "busybox",
+            "NetworkingConfig": {"EndpointsConfig": {"operators-internal-net": {}}},
+        },
+    ],
+)
+def test_a_network_other_than_the_tasks_is_denied(body: dict[str, Any]) -> None:
+    """A user-defined network joins the containers someone else put there:
+    only bridge, host (when allowed) and none, as the typed field offers."""
+    assert rule_of(OPEN, body) == "network"
+
+
+@pytest.mark.parametrize("mode", ["bridge", "default", "none", "BRIDGE"])
+def test_the_task_networks_pass(mode: str) -> None:
+    """The modes the typed network_mode sets pass, in any case."""
+    body = {
+        **host(NetworkMode=mode),
+        "NetworkingConfig": {"EndpointsConfig": {mode: {}}},
+    }
+
+    assert rule_of(CLOSED, body) is None
+
+
+def test_the_host_network_as_an_endpoint_is_the_host_network() -> None:
+    """Joining "host" through NetworkingConfig is judged as NetworkMode host."""
+    body = {"Image": "busybox", "NetworkingConfig": {"EndpointsConfig": {"host": {}}}}
+
+    assert rule_of(CLOSED, body) == "host-network"
+    assert rule_of(OPEN, body) is None
