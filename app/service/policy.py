@@ -189,10 +189,21 @@ def host_configs(body: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [body, *nested]
 
 
-def _mount_source(mount: Mapping[str, Any]) -> str | None:
-    kind = next(_words(mount, "Type"), "volume")
-    if kind == "bind":
-        return str(next(_values(mount, "Source"), None) or "/")
+def _mount_kinds(mount: Mapping[str, Any]) -> set[str]:
+    """Every type a mount could be read as; "volume" when none is given.
+
+    The engine matches keys in any letter case and keeps the last of a
+    key written twice; the policy cannot know which one that is, so it
+    judges the mount as each of them.
+    """
+    return set(_words(mount, "Type")) or {"volume"}
+
+
+def _mount_sources(mount: Mapping[str, Any]) -> Iterator[str]:
+    """The host paths a mount could bind, whichever of its keys counts."""
+    if "bind" in _mount_kinds(mount):
+        sources = [str(s or "/") for s in _values(mount, "Source")]
+        yield from sources or ["/"]
     # A local volume with a device option is a bind mount in disguise.
     for volume_options in _values(mount, "VolumeOptions"):
         if not isinstance(volume_options, Mapping):
@@ -201,9 +212,11 @@ def _mount_source(mount: Mapping[str, Any]) -> str | None:
             if not isinstance(driver, Mapping):
                 continue
             for options in _values(driver, "Options"):
-                if isinstance(options, Mapping) and options.get("device"):
-                    return str(options["device"])
-    return None
+                if not isinstance(options, Mapping):
+                    continue
+                for device in _values(options, "device"):
+                    if device:
+                        yield str(device)
 
 
 def bind_sources(host: Mapping[str, Any]) -> Iterable[str]:
@@ -213,9 +226,8 @@ def bind_sources(host: Mapping[str, Any]) -> Iterable[str]:
         if source.startswith("/"):
             yield source
     for mount in _items(host, "Mounts"):
-        mounted = _mount_source(mount) if isinstance(mount, Mapping) else None
-        if mounted is not None:
-            yield mounted
+        if isinstance(mount, Mapping):
+            yield from _mount_sources(mount)
 
 
 def named_volume_sources(host: Mapping[str, Any]) -> Iterable[str]:
@@ -229,13 +241,12 @@ def named_volume_sources(host: Mapping[str, Any]) -> Iterable[str]:
         if source and not source.startswith("/"):
             yield source
     for mount in _items(host, "Mounts"):
-        if not isinstance(mount, Mapping):
+        if not isinstance(mount, Mapping) or "volume" not in _mount_kinds(mount):
             continue
-        if next(_words(mount, "Type"), "volume") != "volume":
-            continue
-        named = next(_values(mount, "Source"), None)
-        if named:
-            yield str(named)
+        # A path is no volume's name: the host-path rule judges it.
+        for named in _values(mount, "Source"):
+            if named and not str(named).startswith("/"):
+                yield str(named)
 
 
 # The rules

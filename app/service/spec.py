@@ -210,11 +210,43 @@ class LogConfiguration(Strict):
     options: dict[Text, str] = Field(default_factory=dict)
 
 
+def _repeated_key(value: Any) -> str | None:
+    """A key some object in ``value`` writes twice in different letter case.
+
+    The engine reads keys in any case and keeps the last of two spellings,
+    so such a body means whatever the reader decides; no client needs one.
+    """
+    if isinstance(value, list):
+        return next((k for k in map(_repeated_key, value) if k), None)
+    if not isinstance(value, dict):
+        return None
+    seen: set[str] = set()
+    for key, inner in value.items():
+        folded = str(key).casefold()
+        if folded in seen:
+            return str(key)
+        seen.add(folded)
+        repeated = _repeated_key(inner)
+        if repeated:
+            return repeated
+    return None
+
+
 class DockerConfig(Strict):
     """Engine API fields merged over what berth builds (the escape hatch)."""
 
     config: dict[str, Any] | None = None
     host_config: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _one_spelling_per_key(self) -> DockerConfig:
+        for part in (self.config, self.host_config):
+            if _repeated_key(part) is not None:
+                raise ValueError(
+                    "docker_config writes one key twice in different letter "
+                    "case; write each key once"
+                )
+        return self
 
     @model_validator(mode="after")
     def _env_entries(self) -> DockerConfig:

@@ -609,3 +609,21 @@ def test_secrets_never_reach_the_log(settings: Settings, tmp_path: Path) -> None
     # Logs name the task by ARN and the container by Docker ID.
     assert arn in output
     assert created["docker_id"] in output
+
+
+def test_a_key_written_twice_in_two_cases_is_refused(
+    client: TestClient, docker_api: docker.APIClient, host_id: str
+) -> None:
+    """A mount whose Type is written "volume" and again "bind" would bind
+    /etc as the engine reads it: refused before anything is stored."""
+    arn = unique_arn()
+    mount = {"Type": "volume", "type": "bind", "Source": "/etc", "Target": "/x"}
+
+    response = client.post("/v1/tasks", json=_body(arn, _raw({"Mounts": [mount]})))
+
+    problem = assert_problem(response, 422, "ValidationError")
+    assert "twice in different letter case" in problem["detail"] + str(
+        problem.get("errors")
+    )
+    assert registered(client, arn) == 0
+    assert engine_containers(docker_api, host_id) == []

@@ -604,3 +604,34 @@ def test_the_host_network_as_an_endpoint_is_the_host_network() -> None:
 
     assert rule_of(CLOSED, body) == "host-network"
     assert rule_of(OPEN, body) is None
+
+
+@pytest.mark.parametrize(
+    ("mount", "rule"),
+    [
+        (
+            {"Type": "volume", "type": "bind", "Source": "/etc", "Target": "/x"},
+            "host-path",
+        ),
+        (
+            {"type": "volume", "TYPE": "bind", "source": "/", "Target": "/h"},
+            "docker-socket",
+        ),
+        (
+            {"Type": "tmpfs", "type": "bind", "Source": "/etc", "Target": "/x"},
+            "host-path",
+        ),
+        (
+            {"Type": "bind", "Source": "/srv/ok", "source": "/etc", "Target": "/x"},
+            "host-path",
+        ),
+    ],
+)
+def test_a_mount_is_judged_by_every_spelling_of_its_keys(
+    mount: dict[str, Any], rule: str
+) -> None:
+    """The engine keeps the last of two spellings of a key; the policy
+    judges the mount as each of them, so the bind is seen and refused."""
+    policy = Policy(allowed_host_paths=("/srv/ok",))
+
+    assert rule_of(policy, host(Mounts=[mount])) == rule

@@ -232,6 +232,13 @@ MUTATIONS: dict[str, Mutation] = {
         docker_config={"config": {"env": ["A=b\x00"]}}
     ),
     "unknown field": lambda t: _first(t).update(priviledged=True),
+    "a key twice in two cases": lambda t: _first(t).update(
+        docker_config={
+            "host_config": {
+                "Mounts": [{"Type": "volume", "type": "bind", "Source": "/etc"}]
+            }
+        }
+    ),
     "control character in the arn": lambda t: t.update(arn="arn\x7f"),
 }
 
