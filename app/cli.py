@@ -133,7 +133,15 @@ def _db(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action == "downgrade":
         migrate.downgrade(url, args.revision or "base")
     else:
-        migrate.check(url)
+        from alembic.util.exc import CommandError
+
+        try:
+            migrate.check(url)
+        except CommandError as exc:
+            # Not at head, or the models drifted from the migrations: an
+            # answer to the question asked, not a crash.
+            print(f"berth: database check failed: {exc}", file=sys.stderr)
+            return 1
     return 0
 
 

@@ -6,7 +6,7 @@ import os
 import socket
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     docker_host: str = Field(default_factory=_default_docker_host)
     docker_timeout: float = Field(default=30.0, gt=0)
     docker_pool_size: int = Field(default=10, ge=1, le=256)
-    host_id: str = Field(default_factory=socket.gethostname)
+    host_id: str = Field(default_factory=socket.gethostname, min_length=1)
     cluster: str = "default"
     name_prefix: str = "ecs"
     label_prefix: str = "com.amazonaws.ecs."
@@ -64,8 +64,8 @@ class Settings(BaseSettings):
 
     reconcile_on_start: bool = True
     events: bool = True
-    log_format: str = "auto"
-    log_level: str = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
 
     # Test-only crash points: the process exits at once at the named step,
     # so tests can place a crash exactly where the protocol is weakest.
@@ -79,6 +79,25 @@ class Settings(BaseSettings):
             schemes = ", ".join(f"{s}://" for s in DOCKER_SCHEMES)
             raise ValueError(f"not an engine address; use one of {schemes}")
         return value
+
+    @field_validator("host_id")
+    @classmethod
+    def _named_host(cls, value: str) -> str:
+        # Stamped on every container and matched by every adoption: a blank
+        # one would be shared by every berth configured the same way.
+        if not value.strip():
+            raise ValueError("must name this host")
+        return value.strip()
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.strip().upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _format_in_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("allowed_host_paths", mode="before")
     @classmethod

@@ -79,3 +79,43 @@ def test_a_blank_api_token_is_refused(host: str) -> None:
 
     assert done.returncode == 2
     assert "BERTH_API_TOKEN is set but blank" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("BERTH_LOG_LEVEL", "LOUD"),
+        ("BERTH_LOG_FORMAT", "bogus"),
+        ("BERTH_HOST_ID", ""),
+        ("BERTH_HOST_ID", "   "),
+    ],
+)
+def test_a_setting_berth_cannot_use_is_named_not_a_traceback(
+    setting: str, value: str
+) -> None:
+    """An unknown log level or format, or a blank host ID, stops berth with
+    one line naming the setting, exit status 2."""
+    done = _berth("reconcile", **{setting: value})
+
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"berth: invalid settings: {setting}")
+    assert "Traceback" not in done.stderr
+
+
+def test_db_check_of_an_old_database_says_so(tmp_path: Path) -> None:
+    """`berth db check` on a database behind the migrations exits 1 with one
+    line saying so; once upgraded it exits 0."""
+    url = f"sqlite:///{tmp_path / 'berth.db'}"
+    quiet = {"BERTH_DATABASE_URL": url, "BERTH_LOG_LEVEL": "warning"}
+    assert _berth("db", "upgrade", "0001", **quiet).returncode == 0
+
+    behind = _berth("db", "check", **quiet)
+    assert _berth("db", "upgrade", **quiet).returncode == 0
+    current = _berth("db", "check", **quiet)
+
+    assert behind.returncode == 1
+    assert "berth: database check failed: Target database is not up to date" in (
+        behind.stderr
+    )
+    assert "Traceback" not in behind.stderr
+    assert current.returncode == 0
