@@ -51,7 +51,11 @@ JOIN_PREFIX = "container:"
 DEVICE_FIELDS = ("Devices", "DeviceCgroupRules", "DeviceRequests")
 # These replace the engine's defaults, so setting them can unmask /proc.
 PROC_MASK_FIELDS = ("MaskedPaths", "ReadonlyPaths")
-UNCONFINED_OPTIONS = ("unconfined", "label=disable", "label:disable")
+# The one security option that only tightens: every other replaces the
+# engine's seccomp, AppArmor or SELinux confinement with the caller's own
+# (an inline seccomp profile that allows every call, an SELinux type such
+# as spc_t), which is as good as unconfined.
+TIGHTENING_OPTIONS = ("no-new-privileges",)
 
 # Each rule and what allows what it denies: the setting an operator changes,
 # or, for references to other containers, only what berth wires itself.
@@ -252,6 +256,13 @@ def named_volume_sources(host: Mapping[str, Any]) -> Iterable[str]:
 # The rules
 
 
+def _below_zero(value: Any) -> bool:
+    try:
+        return float(value) < 0
+    except (TypeError, ValueError):
+        return False
+
+
 def _check_privileges(policy: Policy, host: Mapping[str, Any]) -> None:
     if policy.allow_privileged:
         return
@@ -268,8 +279,11 @@ def _check_privileges(policy: Policy, host: Mapping[str, Any]) -> None:
         if any(v is not None for v in _values(host, field)):
             raise deny("privileged", f"replacing the engine's {field}")
     for option in _items(host, "SecurityOpt"):
-        if any(word in str(option).lower() for word in UNCONFINED_OPTIONS):
-            raise deny("privileged", "an unconfined security profile")
+        if not str(option).strip().lower().startswith(TIGHTENING_OPTIONS):
+            raise deny("privileged", "a security profile of the caller's own")
+    # Below zero, the kernel's OOM killer takes the host's processes first.
+    if any(_below_zero(v) for v in _values(host, "OomScoreAdj")):
+        raise deny("privileged", "shielding the container from the OOM killer")
 
 
 def _check_joined_namespaces(host: Mapping[str, Any]) -> None:

@@ -635,3 +635,37 @@ def test_a_mount_is_judged_by_every_spelling_of_its_keys(
     policy = Policy(allowed_host_paths=("/srv/ok",))
 
     assert rule_of(policy, host(Mounts=[mount])) == rule
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        'seccomp={"defaultAction":"SCMP_ACT_ALLOW"}',
+        "seccomp:/profiles/allow-all.json",
+        "apparmor=docker-permissive",
+        "label=type:spc_t",
+        " LABEL:level:s0 ",
+    ],
+)
+def test_a_security_profile_of_the_callers_own_is_denied(option: str) -> None:
+    """Any seccomp, AppArmor or SELinux option replaces the engine's
+    confinement: an inline profile that allows every call is unconfined."""
+    assert rule_of(CLOSED, host(SecurityOpt=[option])) == "privileged"
+    assert rule_of(OPEN, host(SecurityOpt=[option])) is None
+
+
+def test_no_new_privileges_only_tightens_and_passes() -> None:
+    """no-new-privileges is the security option that takes, never gives."""
+    body = host(SecurityOpt=["no-new-privileges", "no-new-privileges:true"])
+
+    assert rule_of(CLOSED, body) is None
+
+
+@pytest.mark.parametrize(
+    ("score", "rule"),
+    [(-1000, "privileged"), (-1, "privileged"), (500, None), (0, None)],
+)
+def test_shielding_from_the_oom_killer_is_denied(score: int, rule: str | None) -> None:
+    """A negative OomScoreAdj makes the kernel kill the host's processes
+    first; a positive one only volunteers the container."""
+    assert rule_of(CLOSED, host(OomScoreAdj=score)) == rule
