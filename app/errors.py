@@ -43,6 +43,14 @@ class ImageNotFoundError(BerthError):
     title = "The image does not exist on the engine"
 
 
+class CannotPullImageError(BerthError):
+    """The registry could not be reached, or failed: worth trying again,
+    unlike an image that is not there (ImageNotFoundError)."""
+
+    status = 502
+    title = "The image could not be pulled"
+
+
 class CannotCreateContainerError(BerthError):
     """The engine would not create the container.
 

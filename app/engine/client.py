@@ -29,6 +29,7 @@ from app.errors import (
     BerthError,
     CannotCreateContainerError,
     CannotInspectContainerError,
+    CannotPullImageError,
     CannotRemoveContainerError,
     CannotStartContainerError,
     CannotStopContainerError,
@@ -536,9 +537,7 @@ class DockerEngine:
             )
             with closing(response):
                 if response.status_code >= 400:
-                    raise ImageNotFoundError(
-                        f"pull of {image} failed: {_error_message(response)}"
-                    )
+                    raise _pull_failure(image, _error_message(response))
                 _follow_pull(image, response.iter_lines(), deadline, timeout)
 
         try:
@@ -554,6 +553,30 @@ class DockerEngine:
             self._clients.clear()
         for client in clients:
             client.close()
+
+
+# What registries say when the image is not there for the asking: absent,
+# or refused to these credentials. Retrying cannot help. Anything else (a
+# registry that cannot be reached, a timeout, a server error, a rate limit)
+# may pass, and is CannotPullImageError.
+_NOT_THERE = (
+    "not found",
+    "manifest unknown",
+    "does not exist",
+    "pull access denied",
+    "unauthorized",
+    "authentication required",
+    "no basic auth credentials",
+    "denied",
+    "invalid reference format",
+)
+
+
+def _pull_failure(image: str, reason: str) -> BerthError:
+    detail = f"pull of {image} failed: {reason}"
+    if any(words in reason.lower() for words in _NOT_THERE):
+        return ImageNotFoundError(detail)
+    return CannotPullImageError(detail)
 
 
 def _registry_auth(auth: Mapping[str, str] | None) -> dict[str, str]:
@@ -582,7 +605,7 @@ def _follow_pull(
             continue
         message = json.loads(line)
         if isinstance(message, dict) and message.get("error"):
-            raise ImageNotFoundError(f"pull of {image} failed: {message['error']}")
+            raise _pull_failure(image, str(message["error"]))
 
 
 def _require_ref(ref: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -339,3 +340,19 @@ def test_credentials_are_never_logged(
     assert "image.pulled" in output
     for secret in _secret_forms():
         assert secret not in output
+
+
+def test_a_registry_that_cannot_be_reached_is_a_pull_failure(
+    client: TestClient,
+) -> None:
+    """Nothing listens where the image's registry should be: 502
+    CannotPullImageError, worth a retry, not a 422 saying it is absent."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    answer = _create(client, f"127.0.0.1:{port}/berth-test/absent:1", "always")
+
+    assert answer.status_code == 502, answer.text
+    assert answer.json()["error_name"] == "CannotPullImageError"
+    assert "connection refused" in answer.json()["detail"]
