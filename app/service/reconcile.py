@@ -362,19 +362,54 @@ def _apply(ctx: Context, changes: list[_Change], report: ReconcileReport) -> Non
         return
     # What the engine said, which the next reconcile would say again.
     with ctx.db.transaction(durable=False) as session:
-        applied = [change for change in changes if _write(ctx, session, change)]
+        released = _release_names(session, changes)
+        applied = [
+            change
+            for change in changes
+            if _write(session, change, released.get(change.snap.id))
+        ]
     for change in applied:
         getattr(report, change.bucket).append(change.snap.ref)
 
 
-def _name_taken(session: Session, change: _Change) -> bool:
+def _renames(change: _Change) -> bool:
     name = change.values.get("docker_name")
-    if not name or name == change.snap.docker_name:
+    return bool(name) and name != change.snap.docker_name
+
+
+def _release_names(session: Session, changes: list[_Change]) -> dict[int, str]:
+    """Clear the names renamed rows leave behind, before any takes a new one.
+
+    Names are unique, so two containers that swapped names while nobody
+    listened could otherwise never follow: each new name is the other
+    row's old one. Returns the old name of each row cleared.
+    """
+    released = {}
+    for change in changes:
+        snap = change.snap
+        if (
+            _renames(change)
+            and snap.docker_name is not None
+            and repo.update_container_if(
+                session, snap.id, snap.expected, docker_name=None
+            )
+        ):
+            released[snap.id] = snap.docker_name
+    return released
+
+
+def _name_taken(session: Session, change: _Change) -> bool:
+    if not _renames(change):
         return False
-    return name_taken(session, change.snap.id, name)
+    return name_taken(session, change.snap.id, change.values["docker_name"])
 
 
-def _write(ctx: Context, session: Session, change: _Change) -> bool:
+def _write(session: Session, change: _Change, released: str | None) -> bool:
+    """Write one change if its row is as read; whether it changed the row."""
+    expected = change.snap.expected
+    if released is not None:
+        expected = {**expected, "docker_name": None}
+    changes_row = True
     if _name_taken(session, change):
         log.warning(
             "reconcile.name_taken",
@@ -382,11 +417,16 @@ def _write(ctx: Context, session: Session, change: _Change) -> bool:
             container=change.snap.name,
             docker_name=change.values.pop("docker_name"),
         )
-        if not change.snap.differs(change.values):
+        if released is not None and not name_taken(session, change.snap.id, released):
+            # The new name is held outside this batch: put the old one back.
+            change.values["docker_name"] = released
+        changes_row = change.snap.differs(change.values)
+        if not changes_row and released is None:
             return False
-    return repo.update_container_if(
-        session, change.snap.id, change.snap.expected, **change.values
+    written = repo.update_container_if(
+        session, change.snap.id, expected, **change.values
     )
+    return written and changes_row
 
 
 def _still_orphan(ctx: Context, orphan: Mapping[str, Any]) -> bool:

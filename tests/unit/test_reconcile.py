@@ -476,6 +476,26 @@ def test_a_rename_to_a_name_another_row_holds_keeps_the_old_name(
     assert get_container(ctx, task_id, "gone").status == State.REMOVED
 
 
+def test_two_containers_that_swapped_names_are_followed(fake: Any) -> None:
+    """Renamed into each other's names while nobody listened: one reconcile
+    stores both new names, though each was the other row's."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn(), "a", "b")
+    a = create_container(ctx, task_id, "a")[0]
+    b = create_container(ctx, task_id, "b")[0]
+    engine.rename(a.docker_id, "swapping")
+    engine.rename(b.docker_id, a.docker_name or "")
+    engine.rename(a.docker_id, b.docker_name or "")
+
+    report = reconcile(ctx)
+
+    assert get_container(ctx, task_id, "a").docker_name == b.docker_name
+    assert get_container(ctx, task_id, "b").docker_name == a.docker_name
+    assert find_owner(ctx, a.docker_name or "").container_name == "b"
+    assert sorted(report.refreshed) == sorted([a.docker_name, b.docker_name])
+    assert reconcile(ctx).refreshed == []
+
+
 def test_a_row_without_an_id_keeps_its_stored_name(fake: Any, host_id: str) -> None:
     """CREATING with no ID: recovery never renames it to what it lists."""
     ctx, engine = fake
