@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 import structlog
+from sqlalchemy.exc import IntegrityError
 
 from app.engine.client import EventStream
 from app.engine.metadata import ContainerMetadata
@@ -154,7 +155,18 @@ class EventWatcher:
         for event in self._stream:
             if self._stopping.is_set():
                 return
-            self.handle(event)
+            try:
+                self.handle(event)
+            except IntegrityError as exc:
+                # This event's write conflicts with another row (a name a
+                # row elsewhere holds): skip it, and keep following the
+                # rest, rather than lose the stream over one container.
+                log.warning(
+                    "events.unrecorded",
+                    action=event.get("Action"),
+                    docker_id=(event.get("Actor") or {}).get("ID"),
+                    error=str(exc.orig),
+                )
         if not self._stopping.is_set():
             log.warning("events.lost")
 

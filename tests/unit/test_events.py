@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from app.config import Settings
 from app.errors import CannotInspectContainerError, EngineUnavailableError
@@ -121,6 +122,35 @@ def test_a_kill_seen_in_the_stream_stops_the_row(
 
     _until(lambda: get_container(ctx, task_id, "main").status == State.STOPPED)
     assert get_container(ctx, task_id, "main").exit_code == 137
+
+
+def test_an_event_that_cannot_be_recorded_does_not_cost_the_stream(
+    fake: Any, watcher: EventWatcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write that conflicts with another row is skipped; the next event
+    on the same stream is still applied, with no reconnect."""
+    ctx, engine = fake
+    task_id = register(ctx, unique_arn())
+    view, _ = create_container(ctx, task_id, "main")
+    original = watcher._apply
+    conflicts = [IntegrityError("UPDATE", {}, Exception("unique docker_name"))]
+
+    def apply_once_conflicting(*args: Any, **kwargs: Any) -> None:
+        if conflicts:
+            raise conflicts.pop()
+        original(*args, **kwargs)
+
+    monkeypatch.setattr(watcher, "_apply", apply_once_conflicting)
+    watcher.start()
+    _until(watcher.connected.is_set)
+
+    engine.streams[0].put(_event("start", view.docker_id))
+    engine.set_state(view.docker_id, "exited", 137)
+    engine.streams[0].put(_event("die", view.docker_id, exitCode="137"))
+
+    _until(lambda: get_container(ctx, task_id, "main").status == State.STOPPED)
+    assert conflicts == []
+    assert len(engine.streams) == 1 and watcher.reconnects == 0
 
 
 def test_a_die_that_cannot_be_inspected_uses_the_events_exit_code(
