@@ -21,6 +21,7 @@ from docker.constants import MINIMUM_DOCKER_API_VERSION
 from app.engine.client import NameInUseError, api_tuple, normalise_registry, registry_of
 from app.errors import (
     BerthError,
+    CannotPullImageError,
     ContainerNotFoundError,
     DependencyNotCreatedError,
     DockerTimeoutError,
@@ -344,7 +345,16 @@ def _pull(ctx: Context, image: str) -> None:
             "password": settings.registry_password.get_secret_value(),
         }
     started = time.monotonic()
-    ctx.engine.pull(image, auth, settings.image_pull_timeout)
+    try:
+        ctx.engine.pull(image, auth, settings.image_pull_timeout)
+    except CannotPullImageError as exc:
+        # Without the image there is nothing to create from, whatever kept
+        # the registry from answering: the image is not found (a 4xx). Only
+        # a pull that would have refreshed an image the engine has is the
+        # registry's failure.
+        if not ctx.engine.image_present(image):
+            raise ImageNotFoundError(exc.detail) from exc
+        raise
     log.info(
         "image.pulled",
         image=image,

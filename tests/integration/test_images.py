@@ -343,16 +343,26 @@ def test_credentials_are_never_logged(
 
 
 def test_a_registry_that_cannot_be_reached_is_a_pull_failure(
-    client: TestClient,
+    client: TestClient, docker_api: docker.APIClient
 ) -> None:
-    """Nothing listens where the image's registry should be: 502
-    CannotPullImageError, worth a retry, not a 422 saying it is absent."""
+    """Nothing listens where the image's registry should be. With the image
+    on the engine, ``always`` is 502 CannotPullImageError, worth a retry;
+    without it, there is nothing to create from: 422 ImageNotFoundError."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    cached = f"127.0.0.1:{port}/berth-test/cached:1"
+    docker_api.tag(TEST_IMAGE, cached.rsplit(":", 1)[0], "1")
 
-    answer = _create(client, f"127.0.0.1:{port}/berth-test/absent:1", "always")
+    try:
+        stale = _create(client, cached, "always")
+        absent = _create(client, f"127.0.0.1:{port}/berth-test/absent:1", "always")
+    finally:
+        docker_api.remove_image(cached)
 
-    assert answer.status_code == 502, answer.text
-    assert answer.json()["error_name"] == "CannotPullImageError"
-    assert "connection refused" in answer.json()["detail"]
+    assert stale.status_code == 502, stale.text
+    assert stale.json()["error_name"] == "CannotPullImageError"
+    assert "connection refused" in stale.json()["detail"]
+    assert absent.status_code == 422, absent.text
+    assert absent.json()["error_name"] == "ImageNotFoundError"
+    assert "connection refused" in absent.json()["detail"]
