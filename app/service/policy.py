@@ -347,37 +347,33 @@ def _check_named_volumes(host: Mapping[str, Any], wiring: Wiring) -> None:
         raise deny("named-volume", "a Docker volume that is not the task's own")
 
 
-def _endpoints(body: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
-    """Every network endpoint the body configures (NetworkingConfig)."""
+def _endpoints(body: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
+    """Each network the body joins at create (NetworkingConfig), with the
+    endpoint configuration it gives that network."""
     for networking in _values(body, "NetworkingConfig"):
         if not isinstance(networking, Mapping):
             continue
         for endpoints in _values(networking, "EndpointsConfig"):
             if isinstance(endpoints, Mapping):
-                yield from (e for e in endpoints.values() if isinstance(e, Mapping))
+                yield from ((str(n), e) for n, e in endpoints.items())
 
 
 def _check_endpoint_networks(policy: Policy, body: Mapping[str, Any]) -> None:
-    # NetworkingConfig names the networks the container joins at create.
-    for networking in _values(body, "NetworkingConfig"):
-        if not isinstance(networking, Mapping):
-            continue
-        for endpoints in _values(networking, "EndpointsConfig"):
-            if not isinstance(endpoints, Mapping):
-                continue
-            for network in endpoints:
-                name = str(network).strip().lower()
-                if name not in TASK_NETWORKS:
-                    raise deny("network", "a network other than bridge, host or none")
-                if name == "host" and not policy.allow_host_network:
-                    raise deny("host-network", "the host's network namespace")
+    for network, _ in _endpoints(body):
+        name = network.strip().lower()
+        if name not in TASK_NETWORKS:
+            raise deny("network", "a network other than bridge, host or none")
+        if name == "host" and not policy.allow_host_network:
+            raise deny("host-network", "the host's network namespace")
 
 
 def _check_endpoint_links(body: Mapping[str, Any], wiring: Wiring) -> None:
     # An endpoint takes links of its own, beside HostConfig's. berth wires
     # none there; one repeating a link berth wired reaches no further, so
     # the same test applies.
-    for endpoint in _endpoints(body):
+    for _, endpoint in _endpoints(body):
+        if not isinstance(endpoint, Mapping):
+            continue
         if any(_unwired(v, wiring.links) for v in _values(endpoint, "Links")):
             raise deny("links", "a link to a container not a sibling")
 
