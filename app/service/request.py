@@ -49,12 +49,24 @@ class CreateBody(dict[str, Any]):
         self.wiring = wiring
 
 
+def _spelled(obj: Mapping[str, Any], key: str) -> str:
+    """The key of ``obj`` the engine would read ``key`` as, else ``key``.
+
+    The engine matches a key in any letter case; so does the merge, or a
+    ``labels`` beside berth's ``Labels`` would reach the engine as a second
+    spelling of the same field, one berth never sees as its own.
+    """
+    folded = key.casefold()
+    return next((k for k in obj if k.casefold() == folded), key)
+
+
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """``override`` over ``base``: objects merge key by key, anything else
-    (lists and null included) replaces; as decoding JSON into a filled Go
-    struct does in the ECS agent."""
+    """``override`` over ``base``: objects merge key by key (in any letter
+    case), anything else (lists and null included) replaces; as decoding
+    JSON into a filled Go struct does in the ECS agent."""
     merged = dict(base)
     for key, value in override.items():
+        key = _spelled(merged, key)
         current = merged.get(key)
         if isinstance(current, Mapping) and isinstance(value, Mapping):
             merged[key] = deep_merge(current, value)
@@ -212,12 +224,15 @@ def build_create_body(
     if raw is not None and raw.config:
         body = deep_merge(body, raw.config)
     if raw is not None and raw.host_config:
-        host = body.get("HostConfig")
-        body["HostConfig"] = deep_merge(
+        key = _spelled(body, "HostConfig")
+        host = body.get(key)
+        body[key] = deep_merge(
             host if isinstance(host, Mapping) else {}, raw.host_config
         )
 
-    labels = body.get("Labels")
+    # Ownership goes on the one Labels field the engine reads, however
+    # docker_config spelled it, and last.
+    labels = body.pop(_spelled(body, "Labels"), None)
     body["Labels"] = with_ownership(
         labels if isinstance(labels, Mapping) else None, ownership
     )

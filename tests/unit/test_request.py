@@ -288,6 +288,41 @@ def test_ownership_keys_cannot_be_set_by_the_user() -> None:
     assert body["Labels"] == {"keep": "me", **OWNERSHIP}
 
 
+@pytest.mark.parametrize("labels_key", ["labels", "LABELS", "Labels"])
+@pytest.mark.parametrize("typed", [{"keep": "me"}, {}])
+def test_ownership_wins_over_any_spelling_of_labels(
+    labels_key: str, typed: dict[str, str]
+) -> None:
+    """The engine reads ``labels`` as ``Labels``: ownership is set on the
+    one field, so no spelling of it can carry other owners' values."""
+    forged = {HOST_ID: "host-b", PREFIX + "task-arn": "arn:victim", "x": "y"}
+    body = body_of(
+        task(docker_labels=typed, docker_config={"config": {labels_key: forged}})
+    )
+
+    spellings = [k for k in body if k.casefold() == "labels"]
+    assert spellings == ["Labels"]
+    assert body["Labels"] == {**typed, "x": "y", **OWNERSHIP}
+
+
+def test_any_spelling_of_host_config_merges_into_the_one_field() -> None:
+    """``config.hostconfig`` and ``host_config`` both reach the one
+    HostConfig, host_config last, as the README's merge order says."""
+    body = body_of(
+        task(
+            docker_config={
+                "config": {"hostconfig": {"ShmSize": 2, "CpuShares": 7}},
+                "host_config": {"shmsize": 1},
+            }
+        )
+    )
+
+    assert [k for k in body if k.casefold() == "hostconfig"] == ["HostConfig"]
+    assert body["HostConfig"]["ShmSize"] == 1
+    assert body["HostConfig"]["CpuShares"] == 7
+    assert "shmsize" not in body["HostConfig"]
+
+
 def test_a_host_config_nulled_by_docker_config_keeps_its_merge() -> None:
     """``HostConfig: null`` in config still lets host_config merge in."""
     body = body_of(
