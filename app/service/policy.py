@@ -295,16 +295,20 @@ def _check_joined_namespaces(host: Mapping[str, Any]) -> None:
 
 
 def _check_network(host: Mapping[str, Any]) -> None:
-    for mode in _words(host, "NetworkMode"):
-        if mode and mode not in TASK_NETWORKS and not mode.startswith(JOIN_PREFIX):
+    # Exactly as written: the engine's network names are case-sensitive,
+    # so "Bridge" is some other network, not the default bridge.
+    for mode in _values(host, "NetworkMode"):
+        if mode in (None, "") or str(mode).lower().startswith(JOIN_PREFIX):
+            continue
+        if mode not in TASK_NETWORKS:
             raise deny("network", "a network other than bridge, host or none")
 
 
 def _check_namespaces(policy: Policy, host: Mapping[str, Any]) -> None:
     _check_joined_namespaces(host)
-    _check_network(host)
     if "host" in _words(host, "NetworkMode") and not policy.allow_host_network:
         raise deny("host-network", "the host's network namespace")
+    _check_network(host)
     for field in HOST_NAMESPACE_MODES:
         if "host" in _words(host, field) and not policy.allow_host_pid:
             raise deny("host-pid", f"the host's namespace ({field})")
@@ -359,8 +363,7 @@ def _endpoints(body: Mapping[str, Any]) -> Iterator[tuple[str, Any]]:
 
 
 def _check_endpoint_networks(policy: Policy, body: Mapping[str, Any]) -> None:
-    for network, _ in _endpoints(body):
-        name = network.strip().lower()
+    for name, _ in _endpoints(body):
         if name not in TASK_NETWORKS:
             raise deny("network", "a network other than bridge, host or none")
         if name == "host" and not policy.allow_host_network:

@@ -210,6 +210,20 @@ class LogConfiguration(Strict):
     options: dict[Text, str] = Field(default_factory=dict)
 
 
+# Deeper than any Engine API object nests (about six levels); deeper still
+# would only exhaust the stack of whatever walks it.
+MAX_DOCKER_CONFIG_DEPTH = 32
+
+
+def _too_deep(value: Any, depth: int = 0) -> bool:
+    if depth > MAX_DOCKER_CONFIG_DEPTH:
+        return True
+    inner = value.values() if isinstance(value, dict) else value
+    if not isinstance(value, dict | list):
+        return False
+    return any(_too_deep(v, depth + 1) for v in inner)
+
+
 def _repeated_key(value: Any) -> str | None:
     """A key some object in ``value`` writes twice in different letter case.
 
@@ -241,6 +255,10 @@ class DockerConfig(Strict):
     @model_validator(mode="after")
     def _one_spelling_per_key(self) -> DockerConfig:
         for part in (self.config, self.host_config):
+            if _too_deep(part):
+                raise ValueError(
+                    f"docker_config nests deeper than {MAX_DOCKER_CONFIG_DEPTH} levels"
+                )
             if _repeated_key(part) is not None:
                 raise ValueError(
                     "docker_config writes one key twice in different letter "

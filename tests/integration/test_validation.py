@@ -366,3 +366,18 @@ def test_a_long_identifier_is_not_repeated_whole(client: TestClient) -> None:
         problem = assert_problem(answer, 404, "ContainerNotFoundError")
         assert "n" * 64 + "…" in problem["detail"]
         assert len(problem["detail"]) < 200
+
+
+def test_a_docker_config_nested_too_deep_is_refused(client: TestClient) -> None:
+    """A docker_config 300 levels deep is 422 ValidationError, not a crash
+    of whatever walks it, and is not registered."""
+    arn = unique_arn("deep")
+    deep: list[Any] = []
+    for _ in range(300):
+        deep = [deep]
+    body = task(arn, container("m", docker_config={"host_config": {"X": deep}}))
+
+    response = client.post("/v1/tasks", json=body)
+
+    assert_problem(response, 422, "ValidationError")
+    assert client.get("/v1/tasks", params={"arn": arn}).json()["total"] == 0

@@ -162,6 +162,13 @@ def _first(task: dict[str, Any]) -> dict[str, Any]:
     return first
 
 
+def _nested(depth: int) -> list[Any]:
+    value: list[Any] = []
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
 def _cycle(task: dict[str, Any]) -> None:
     a, b = _first(task), {"name": "cycle-b", "image": "busybox"}
     b["links"] = [a["name"]]
@@ -232,6 +239,9 @@ MUTATIONS: dict[str, Mutation] = {
         docker_config={"config": {"env": ["A=b\x00"]}}
     ),
     "unknown field": lambda t: _first(t).update(priviledged=True),
+    "docker_config nested 300 deep": lambda t: _first(t).update(
+        docker_config={"host_config": {"X": _nested(300)}}
+    ),
     "a key twice in two cases": lambda t: _first(t).update(
         docker_config={
             "host_config": {
