@@ -256,6 +256,51 @@ def named_volume_sources(host: Mapping[str, Any]) -> Iterable[str]:
 # The rules
 
 
+def _driver_configs(host: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    for mount in _items(host, "Mounts"):
+        if not isinstance(mount, Mapping):
+            continue
+        for volume_options in _values(mount, "VolumeOptions"):
+            if isinstance(volume_options, Mapping):
+                yield from (
+                    d
+                    for d in _values(volume_options, "DriverConfig")
+                    if isinstance(d, Mapping)
+                )
+
+
+def _chosen_volume_driver(host: Mapping[str, Any]) -> bool:
+    """Whether a volume is made by a driver, or with options, of the caller's.
+
+    The local driver's ``type`` and ``o`` mount what they name from the
+    host's view: an overlay's lower layer is any host folder, an NFS mount
+    reaches the host's network; a plugin driver does what it likes.
+    """
+    if any(w not in ("", "local") for w in _words(host, "VolumeDriver")):
+        return True
+    for driver in _driver_configs(host):
+        if any(w not in ("", "local") for w in _words(driver, "Name")):
+            return True
+        for options in _values(driver, "Options"):
+            if isinstance(options, Mapping) and not _plain_bind(options):
+                return True
+    return False
+
+
+# A local volume of type "none" with these flags is a bind mount of its
+# device, which the host-path rule judges like any other bind.
+_BIND_FLAGS = {"bind", "rbind", "ro", "rw"}
+
+
+def _plain_bind(options: Mapping[str, Any]) -> bool:
+    """Whether local volume options ask for nothing but a bind of a device."""
+    chosen = {str(k).casefold(): str(v).strip().lower() for k, v in options.items()}
+    if "type" not in chosen and "o" not in chosen:
+        return True
+    flags = {f.strip() for f in chosen.get("o", "").split(",") if f.strip()}
+    return chosen.get("type") == "none" and flags <= _BIND_FLAGS
+
+
 def _below_zero(value: Any) -> bool:
     try:
         return float(value) < 0
@@ -281,6 +326,8 @@ def _check_privileges(policy: Policy, host: Mapping[str, Any]) -> None:
     for option in _items(host, "SecurityOpt"):
         if not str(option).strip().lower().startswith(TIGHTENING_OPTIONS):
             raise deny("privileged", "a security profile of the caller's own")
+    if _chosen_volume_driver(host):
+        raise deny("privileged", "a volume driver or mount options of the caller's")
     # Below zero, the kernel's OOM killer takes the host's processes first.
     if any(_below_zero(v) for v in _values(host, "OomScoreAdj")):
         raise deny("privileged", "shielding the container from the OOM killer")

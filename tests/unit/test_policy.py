@@ -671,3 +671,34 @@ def test_shielding_from_the_oom_killer_is_denied(score: int, rule: str | None) -
     """A negative OomScoreAdj makes the kernel kill the host's processes
     first; a positive one only volunteers the container."""
     assert rule_of(CLOSED, host(OomScoreAdj=score)) == rule
+
+
+def _driven(options: dict[str, str], name: str = "local") -> dict[str, Any]:
+    driver = {"Name": name, "Options": options}
+    mount = {
+        "Type": "volume",
+        "Target": "/h",
+        "VolumeOptions": {"DriverConfig": driver},
+    }
+    return host(Mounts=[mount])
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        _driven({"type": "overlay", "o": "lowerdir=/etc,upperdir=/u,workdir=/w"}),
+        _driven({"type": "nfs", "o": "addr=127.0.0.1", "device": ":/export"}),
+        _driven({"O": "bind"}),
+        _driven({}, name="some-plugin"),
+        host(VolumeDriver="some-plugin", Binds=["x:/x"]),
+    ],
+)
+def test_volume_drivers_and_mount_options_are_privileged(body: dict[str, Any]) -> None:
+    """A local volume's type and o options mount host folders (an overlay's
+    lower layer) or host networks (NFS); a plugin driver may do anything."""
+    assert rule_of(CLOSED, body) == "privileged"
+
+
+def test_a_plain_anonymous_volume_passes() -> None:
+    """A volume with no driver options is only the engine's own storage."""
+    assert rule_of(CLOSED, _driven({})) is None
