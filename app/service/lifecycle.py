@@ -12,6 +12,7 @@ from app.service.context import Context
 from app.service.create import container_lock, create_container
 from app.service.labels import HOST_ID, TASK_ARN, owned_by
 from app.service.observe import record_gone, record_inspect
+from app.service.policy import bind_sources, check_host_path
 from app.service.request import task_volume_source
 from app.service.spec import TaskSpec, dependency_order
 from app.service.tasks import load_container, load_task
@@ -98,12 +99,32 @@ def refresh_quietly(ctx: Context, task_id: str, name: str) -> ContainerView | No
         return None
 
 
+def _host_paths_still_allowed(ctx: Context, docker_id: str) -> None:
+    """Judge the container's host paths again, as they resolve now.
+
+    The engine resolves a bind's source when it starts the container, not
+    when it creates it: a link made since (by another container writing
+    into an allowed folder) could lead anywhere by then.
+    """
+    doc = ctx.engine.inspect(docker_id)
+    host = (doc or {}).get("HostConfig")
+    if not isinstance(host, dict):
+        return
+    for source in bind_sources(host):
+        check_host_path(ctx.policy, source)
+
+
 def start_container(ctx: Context, task_id: str, name: str) -> ContainerView:
     """Start the container, creating it first if it has not been."""
     _, docker_id = _docker_ref(ctx, task_id, name)
     if not docker_id:
         create_container(ctx, task_id, name)
-    return _act(ctx, task_id, name, ctx.engine.start, "container.started")
+
+    def start(ref: str) -> None:
+        _host_paths_still_allowed(ctx, ref)
+        ctx.engine.start(ref)
+
+    return _act(ctx, task_id, name, start, "container.started")
 
 
 def stop_container(

@@ -627,3 +627,39 @@ def test_a_key_written_twice_in_two_cases_is_refused(
     )
     assert registered(client, arn) == 0
     assert engine_containers(docker_api, host_id) == []
+
+
+def test_a_link_made_after_create_is_judged_again_at_start(
+    settings: Settings, docker_api: docker.APIClient, host_id: str, tmp_path: Path
+) -> None:
+    """An allowed folder's entry made a link to / between create and start:
+    the start is 403, as the engine would bind what the link reaches."""
+    allowed = tmp_path / "allowed"
+    allowed.mkdir()
+    task = {
+        "arn": unique_arn(),
+        "family": "links",
+        "version": "1",
+        "volumes": [{"name": "later", "host_path": str(allowed / "later")}],
+        "containers": [
+            {
+                "name": "m",
+                "image": TEST_IMAGE,
+                "command": ["sleep", "300"],
+                "mount_points": [{"source_volume": "later", "container_path": "/h"}],
+            }
+        ],
+    }
+    with open_client(settings, allowed_host_paths=[str(allowed)]) as client:
+        task_id = client.post("/v1/tasks", json=task).json()["id"]
+        url = f"/v1/tasks/{task_id}/containers/m"
+        created = client.post(f"{url}/create")
+        (allowed / "later").symlink_to("/")
+
+        started = client.post(f"{url}/start")
+
+    assert created.status_code == 201, created.text
+    problem = assert_problem(started, 403, "PolicyDeniedError")
+    assert problem["rule"] in ("host-path", "docker-socket")
+    state = docker_api.inspect_container(created.json()["docker_id"])["State"]
+    assert not state["Running"] and state["StartedAt"].startswith("0001")
