@@ -54,6 +54,12 @@ class Settings(BaseSettings):
     allow_host_pid: bool = False
     allow_cap_add: bool = False
     allowed_host_paths: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Drivers that keep a container's log on the host. The others send it
+    # over the network from the host's own namespace, reaching what only
+    # the host should (its loopback, its socket), so each is opted into.
+    allowed_log_drivers: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["json-file", "local", "journald", "none"]
+    )
 
     image_pull_timeout: float = Field(default=300.0, gt=0)
     registry_username: str | None = None
@@ -104,6 +110,13 @@ class Settings(BaseSettings):
     def _split_paths(cls, value: object) -> object:
         if isinstance(value, str):
             return [p for p in value.replace(",", ":").split(":") if p]
+        return value
+
+    @field_validator("allowed_log_drivers", mode="before")
+    @classmethod
+    def _split_drivers(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [d.strip() for d in value.split(",") if d.strip()]
         return value
 
     @cached_property

@@ -29,6 +29,7 @@ class Context:
             allow_host_pid=s.allow_host_pid,
             allow_cap_add=s.allow_cap_add,
             allowed_host_paths=tuple(s.allowed_host_paths),
+            allowed_log_drivers=tuple(s.allowed_log_drivers),
             extra_sockets=_unix_socket(s.docker_host),
         )
 

@@ -72,6 +72,7 @@ RULES = {
     "container-namespace": "no setting",
     "named-volume": "the typed mount_points field, naming a task volume",
     "network": "the task's network_mode (bridge, host or none)",
+    "log-driver": "BERTH_ALLOWED_LOG_DRIVERS",
 }
 
 # The networks a task's typed network_mode names ("default" is bridge);
@@ -86,6 +87,7 @@ class Policy:
     allow_host_pid: bool = False
     allow_cap_add: bool = False
     allowed_host_paths: tuple[str, ...] = ()
+    allowed_log_drivers: tuple[str, ...] = ("json-file", "local", "journald", "none")
     # The socket berth itself talks to, when it is not at a usual place.
     extra_sockets: tuple[str, ...] = ()
 
@@ -361,6 +363,18 @@ def _check_namespaces(policy: Policy, host: Mapping[str, Any]) -> None:
             raise deny("host-pid", f"the host's namespace ({field})")
 
 
+def _check_log_driver(policy: Policy, host: Mapping[str, Any]) -> None:
+    for log_config in _values(host, "LogConfig"):
+        if not isinstance(log_config, Mapping):
+            continue
+        for driver in _values(log_config, "Type"):
+            # The engine's default when none is named: the daemon's own.
+            if driver in (None, ""):
+                continue
+            if str(driver) not in policy.allowed_log_drivers:
+                raise deny("log-driver", "a log driver that sends the log off the host")
+
+
 def _check_capabilities(policy: Policy, host: Mapping[str, Any]) -> None:
     if policy.allow_cap_add:
         return
@@ -442,6 +456,7 @@ def check_create_body(policy: Policy, body: Mapping[str, Any]) -> None:
         _check_privileges(policy, host)
         _check_namespaces(policy, host)
         _check_capabilities(policy, host)
+        _check_log_driver(policy, host)
         _check_references(host, wiring)
         _check_named_volumes(host, wiring)
         for source in bind_sources(host):

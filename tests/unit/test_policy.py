@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from app.config import Settings
 from app.errors import PolicyDeniedError
 from app.service.policy import (
     RULES,
@@ -702,3 +703,26 @@ def test_volume_drivers_and_mount_options_are_privileged(body: dict[str, Any]) -
 def test_a_plain_anonymous_volume_passes() -> None:
     """A volume with no driver options is only the engine's own storage."""
     assert rule_of(CLOSED, _driven({})) is None
+
+
+@pytest.mark.parametrize("driver", ["syslog", "fluentd", "gelf", "splunk", "awslogs"])
+def test_a_log_driver_that_sends_logs_away_is_denied(driver: str) -> None:
+    """Network log drivers connect from the host's own namespace (its
+    loopback, its socket): each must be allowed by name."""
+    body = host(LogConfig={"Type": driver, "Config": {"syslog-address": "tcp://x"}})
+
+    assert rule_of(CLOSED, body) == "log-driver"
+    assert rule_of(Policy(allowed_log_drivers=(driver,)), body) is None
+
+
+@pytest.mark.parametrize("driver", ["json-file", "local", "journald", "none", ""])
+def test_log_drivers_that_keep_the_log_on_the_host_pass(driver: str) -> None:
+    """The default allow-list: drivers that write on the host, or nothing."""
+    assert rule_of(CLOSED, host(LogConfig={"Type": driver})) is None
+
+
+def test_the_log_driver_setting_is_a_comma_list() -> None:
+    """BERTH_ALLOWED_LOG_DRIVERS names the drivers allowed, comma-separated."""
+    settings = Settings(allowed_log_drivers="json-file, awslogs")
+
+    assert settings.allowed_log_drivers == ["json-file", "awslogs"]
