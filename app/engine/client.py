@@ -201,6 +201,7 @@ _CONTAINER_FAULTS = (
     "executable file not found",
     "unable to find user",
     "unable to find group",
+    "error while mounting volume",
 )
 
 
