@@ -27,30 +27,62 @@ install_engine() {
     docker.io iptables busybox-static >/dev/null
 }
 
-# A killed engine leaves its pid file behind and dockerd then refuses to
-# start; the file is stale when no live dockerd holds that pid.
+# Whether pid is a running (not zombie) process of the named program. A
+# killed engine's pid may be a zombie nobody reaped yet, or reused by any
+# other process: kill -0 alone would call both alive.
+runs_as() {
+  local pid=$1 program=$2 state
+  [ -r "/proc/$pid/comm" ] || return 1
+  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$program" ] || return 1
+  state=$(sed -n 's/^State:[[:space:]]*\([A-Z]\).*/\1/p' "/proc/$pid/status" 2>/dev/null)
+  [ "$state" != Z ]
+}
+
+# A killed engine leaves its pid files behind: dockerd then refuses to
+# start, or waits for a containerd that is gone. A file is stale unless a
+# live process of that program holds its pid.
 clear_stale_pid() {
-  local pidfile=/var/run/docker.pid pid
-  for pidfile in /var/run/docker.pid /run/docker/containerd/containerd.pid; do
+  local pidfile program pid
+  for pidfile in /var/run/docker.pid:dockerd \
+      /run/docker/containerd/containerd.pid:containerd; do
+    program=${pidfile##*:}
+    pidfile=${pidfile%:*}
     [ -f "$pidfile" ] || continue
     pid=$(cat "$pidfile" 2>/dev/null || true)
-    if [ -z "$pid" ] || ! kill -0 "$pid" 2>/dev/null; then
+    if [ -z "$pid" ] || ! runs_as "$pid" "$program"; then
       say "removing stale $pidfile"
       as_root rm -f "$pidfile"
     fi
   done
 }
 
-start_engine() {
+# One try: start dockerd and wait for it to answer, or to give up.
+try_engine() {
+  local dockerd
   clear_stale_pid
   say "starting dockerd (log: $LOG)"
   # setsid: the engine must outlive the shell that started it.
   as_root setsid dockerd -H "unix://$SOCK" >>"$LOG" 2>&1 < /dev/null &
-  for _ in $(seq 1 60); do
+  dockerd=$!
+  for _ in $(seq 1 120); do
     engine_up && return 0
+    # Exited already (its containerd would not come up, say): no use
+    # waiting out the rest.
+    kill -0 "$dockerd" 2>/dev/null || break
     sleep 0.5
   done
-  say "dockerd did not answer within 30 s; last log lines:"
+  as_root kill "$dockerd" 2>/dev/null || true
+  return 1
+}
+
+# Twice: what a killed engine leaves behind (pid files, a containerd that
+# is gone) can fail the first start after it and be cleared for the next.
+start_engine() {
+  try_engine && return 0
+  say "dockerd did not start; trying once more"
+  sleep 2
+  try_engine && return 0
+  say "dockerd did not answer; last log lines:"
   tail -n 20 "$LOG" >&2 || true
   return 1
 }
