@@ -55,7 +55,11 @@ PROC_MASK_FIELDS = ("MaskedPaths", "ReadonlyPaths")
 # engine's seccomp, AppArmor or SELinux confinement with the caller's own
 # (an inline seccomp profile that allows every call, an SELinux type such
 # as spc_t), which is as good as unconfined.
-TIGHTENING_OPTIONS = ("no-new-privileges",)
+TIGHTENING_OPTIONS = (
+    "no-new-privileges",
+    "no-new-privileges:true",
+    "no-new-privileges=true",
+)
 
 # Each rule and what allows what it denies: the setting an operator changes,
 # or, for references to other containers, only what berth wires itself.
@@ -73,6 +77,7 @@ RULES = {
     "named-volume": "the typed mount_points field, naming a task volume",
     "network": "the task's network_mode (bridge, host or none)",
     "log-driver": "BERTH_ALLOWED_LOG_DRIVERS",
+    "restart-policy": "no setting: berth starts and restarts containers itself",
 }
 
 # The networks a task's typed network_mode names ("default" is bridge);
@@ -326,7 +331,7 @@ def _check_privileges(policy: Policy, host: Mapping[str, Any]) -> None:
         if any(v is not None for v in _values(host, field)):
             raise deny("privileged", f"replacing the engine's {field}")
     for option in _items(host, "SecurityOpt"):
-        if not str(option).strip().lower().startswith(TIGHTENING_OPTIONS):
+        if str(option).strip().lower() not in TIGHTENING_OPTIONS:
             raise deny("privileged", "a security profile of the caller's own")
     if _chosen_volume_driver(host):
         raise deny("privileged", "a volume driver or mount options of the caller's")
@@ -361,6 +366,18 @@ def _check_namespaces(policy: Policy, host: Mapping[str, Any]) -> None:
     for field in HOST_NAMESPACE_MODES:
         if "host" in _words(host, field) and not policy.allow_host_pid:
             raise deny("host-pid", f"the host's namespace ({field})")
+
+
+def _check_restart_policy(host: Mapping[str, Any]) -> None:
+    # The engine restarts such a container by itself, resolving its binds
+    # anew each time, where berth's start-time judgement never sees it.
+    for restart in _values(host, "RestartPolicy"):
+        if not isinstance(restart, Mapping):
+            if restart not in (None, ""):
+                raise deny("restart-policy", "a restart policy")
+            continue
+        if any(w not in ("", "no") for w in _words(restart, "Name")):
+            raise deny("restart-policy", "a restart policy")
 
 
 def _check_log_driver(policy: Policy, host: Mapping[str, Any]) -> None:
@@ -457,6 +474,7 @@ def check_create_body(policy: Policy, body: Mapping[str, Any]) -> None:
         _check_namespaces(policy, host)
         _check_capabilities(policy, host)
         _check_log_driver(policy, host)
+        _check_restart_policy(host)
         _check_references(host, wiring)
         _check_named_volumes(host, wiring)
         for source in bind_sources(host):

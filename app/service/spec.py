@@ -8,6 +8,7 @@ engine is checked here, so that a task that cannot work is never stored.
 from __future__ import annotations
 
 import ipaddress
+import math
 import re
 from typing import Annotated, Any, Literal
 
@@ -224,6 +225,29 @@ def _too_deep(value: Any, depth: int = 0) -> bool:
     return any(_too_deep(v, depth + 1) for v in inner)
 
 
+def _unreadable(value: Any) -> str | None:
+    """What in ``value`` the engine could read otherwise than berth does.
+
+    A key that is not ASCII: newer engines fold some letters (a dotless i
+    as I) that Python's case folding does not, so such a key could name a
+    field the policy never saw. A number that is not finite: JSON has none,
+    and it would reach the engine as something else.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        return "a number that is not finite"
+    if isinstance(value, list):
+        return next((w for w in map(_unreadable, value) if w), None)
+    if not isinstance(value, dict):
+        return None
+    for key, inner in value.items():
+        if not str(key).isascii():
+            return "a key that is not ASCII"
+        found = _unreadable(inner)
+        if found:
+            return found
+    return None
+
+
 def _repeated_key(value: Any) -> str | None:
     """A key some object in ``value`` writes twice in different letter case.
 
@@ -259,6 +283,9 @@ class DockerConfig(Strict):
                 raise ValueError(
                     f"docker_config nests deeper than {MAX_DOCKER_CONFIG_DEPTH} levels"
                 )
+            unreadable = _unreadable(part)
+            if unreadable:
+                raise ValueError(f"docker_config holds {unreadable}")
             if _repeated_key(part) is not None:
                 raise ValueError(
                     "docker_config writes one key twice in different letter "

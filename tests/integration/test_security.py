@@ -275,6 +275,7 @@ def _raw(host_config: dict[str, Any]) -> dict[str, Any]:
 
 
 DENIED: dict[str, tuple[dict[str, Any], str]] = {
+    "a restart policy": (_raw({"RestartPolicy": {"Name": "always"}}), "restart-policy"),
     "privileged": ({"container": {"privileged": True}}, "privileged"),
     "host network": ({"network_mode": "host"}, "host-network"),
     "bind of /etc": (_mounting("/etc"), "host-path"),

@@ -726,3 +726,32 @@ def test_the_log_driver_setting_is_a_comma_list() -> None:
     settings = Settings(allowed_log_drivers="json-file, awslogs")
 
     assert settings.allowed_log_drivers == ["json-file", "awslogs"]
+
+
+@pytest.mark.parametrize(
+    "policy",
+    [
+        {"Name": "always"},
+        {"name": "on-failure", "MaximumRetryCount": 3},
+        {"Name": "unless-stopped"},
+        "always",
+    ],
+)
+def test_a_restart_policy_is_denied(policy: Any) -> None:
+    """The engine would restart the container by itself, binding its host
+    paths anew each time, past the judgement berth makes at start."""
+    assert rule_of(OPEN, host(RestartPolicy=policy)) == "restart-policy"
+
+
+@pytest.mark.parametrize("policy", [{"Name": "no"}, {"Name": ""}, {}, None])
+def test_no_restart_policy_passes(policy: Any) -> None:
+    """Not restarting is what berth asks for anyway."""
+    assert rule_of(CLOSED, host(RestartPolicy=policy)) is None
+
+
+@pytest.mark.parametrize(
+    "option", ["no-new-privileges:false", "no-new-privileges=false,seccomp=x"]
+)
+def test_only_no_new_privileges_itself_passes(option: str) -> None:
+    """An option that merely starts with no-new-privileges is judged whole."""
+    assert rule_of(CLOSED, host(SecurityOpt=[option])) == "privileged"

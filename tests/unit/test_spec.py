@@ -242,6 +242,15 @@ MUTATIONS: dict[str, Mutation] = {
     "docker_config nested 300 deep": lambda t: _first(t).update(
         docker_config={"host_config": {"X": _nested(300)}}
     ),
+    "a key not in ASCII": lambda t: _first(t).update(
+        docker_config={"host_config": {"Pr\u0131vileged": True}}
+    ),
+    "a number that is not finite": lambda t: _first(t).update(
+        docker_config={"host_config": {"Memory": float("inf")}}
+    ),
+    "NaN": lambda t: _first(t).update(
+        docker_config={"config": {"Healthcheck": {"Retries": float("nan")}}}
+    ),
     "a key twice in two cases": lambda t: _first(t).update(
         docker_config={
             "host_config": {
