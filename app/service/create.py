@@ -35,6 +35,7 @@ from app.service.labels import (
     CONTAINER_NAME,
     HOST_ID,
     TASK_ARN,
+    inspected_labels,
     owned_by,
     ownership_labels,
 )
@@ -243,11 +244,6 @@ def _ours(ctx: Context, plan: _Plan, labels: dict[str, str] | None) -> bool:
     )
 
 
-def _inspected_labels(doc: dict[str, Any]) -> dict[str, str] | None:
-    labels = (doc.get("Config") or {}).get("Labels")
-    return labels if isinstance(labels, dict) else None
-
-
 @dataclass(frozen=True)
 class _Made:
     """The container a create ended with: its Docker ID and name."""
@@ -313,7 +309,7 @@ def _adopt_after_conflict(ctx: Context, plan: _Plan, name: str) -> _Made | None:
         if made is None:
             return None
         return _adopted(plan, made.docker_id, made.docker_name, "labels")
-    if _ours(ctx, plan, _inspected_labels(doc)):
+    if _ours(ctx, plan, inspected_labels(doc)):
         return _adopted(plan, str(doc["Id"]), name, "name_in_use")
     raise NameConflictError(
         f"Docker name {name} belongs to a container berth did not make for "
@@ -327,7 +323,7 @@ def _adopt_after_timeout(ctx: Context, plan: _Plan, name: str) -> _Made | None:
         doc = ctx.engine.inspect(name)
     except BerthError:
         return None
-    if doc is not None and _ours(ctx, plan, _inspected_labels(doc)):
+    if doc is not None and _ours(ctx, plan, inspected_labels(doc)):
         return _adopted(plan, str(doc["Id"]), name, "lost_answer")
     return None
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 TASK_ARN = "task-arn"
 CONTAINER_NAME = "container-name"
@@ -70,3 +71,9 @@ def made_here(labels: Mapping[str, str] | None, host_id: str) -> bool:
     something else (an ECS agent, another tool), never by a berth.
     """
     return (labels or {}).get(HOST_ID) == host_id
+
+
+def inspected_labels(doc: Mapping[str, Any]) -> dict[str, str] | None:
+    """The labels of an inspect document, if it has any."""
+    labels = (doc.get("Config") or {}).get("Labels")
+    return labels if isinstance(labels, dict) else None

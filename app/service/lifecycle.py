@@ -10,7 +10,7 @@ import structlog
 from app.errors import BerthError, ContainerStateError
 from app.service.context import Context
 from app.service.create import container_lock, create_container
-from app.service.labels import HOST_ID, TASK_ARN, owned_by
+from app.service.labels import HOST_ID, TASK_ARN, inspected_labels, owned_by
 from app.service.observe import record_gone, record_inspect
 from app.service.policy import bind_sources, check_host_path
 from app.service.request import task_volume_source
@@ -159,9 +159,8 @@ def _ours_by_name(ctx: Context, arn: str, name: str, docker_name: str) -> bool:
     doc = ctx.engine.inspect(docker_name)
     if doc is None:
         return False
-    labels = (doc.get("Config") or {}).get("Labels")
     prefix, host = ctx.settings.label_prefix, ctx.settings.host_id
-    return owned_by(labels, prefix, arn, name, host)
+    return owned_by(inspected_labels(doc), prefix, arn, name, host)
 
 
 def _remove_locked(ctx: Context, task_id: str, name: str) -> ContainerView:
